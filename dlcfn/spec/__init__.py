@@ -1,0 +1,1 @@
+"""Input specs (ClusterSpec, JobSpec): schemas and semantic validators that report every finding at once."""
