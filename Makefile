@@ -29,7 +29,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 sysdeps:
 	@bash scripts/sysdeps.sh
 
-test: sysdeps venv
+test: sysdeps venv $(CHECKOV_VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: sysdeps venv
@@ -38,6 +38,7 @@ demo: sysdeps venv
 templates: venv
 	$(PY) -m dlcfn.blueprint.render templates
 
+# checkov lives in its own venv: its dependency pins would otherwise fight dlcfn's (numpy, boto3).
 $(CHECKOV_VENV)/.installed:
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
