@@ -1,0 +1,1 @@
+"""Code that runs inside AWS: the node bootstrap (UserData) and the ASG-monitor Lambda handler."""
