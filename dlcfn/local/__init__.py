@@ -1,0 +1,1 @@
+"""The embedded local cluster's parts: real OpenSSH server hosts on loopback addresses."""

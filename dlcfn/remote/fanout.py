@@ -1,0 +1,67 @@
+"""Doing one thing on many hosts at once: open every connection in parallel (jump hosts first),
+run a command per host in parallel, and report every host that failed, not just the first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from dlcfn.errors import DlcfnError
+from dlcfn.remote.hosts import SshTarget
+from dlcfn.remote.ssh import SshRunner, load_key
+
+T = TypeVar("T")
+MAX_THREADS = 64  # handshakes are mostly waiting on the network and the peers' CPU
+
+
+def connect_all(targets: Sequence[SshTarget]) -> list[SshRunner]:
+    """One connected runner per target, in order. On any failure every opened connection is
+    closed and one error names every host that failed (the first error's type is kept, so a
+    host-key problem stays a user-input error)."""
+    keys = {path: load_key(path) for path in {t.key_file for t in targets} | {t.jump.key_file for t in targets if t.jump}}
+    jumps: dict[SshTarget, SshRunner] = {}
+    for t in targets:
+        if t.jump is not None and t.jump not in jumps:
+            jumps[t.jump] = SshRunner(t.jump, keys[t.jump.key_file])
+    runners = []
+    for t in targets:
+        # A target that is itself the jump host reuses the jump's connection.
+        runners.append(jumps.get(t) or SshRunner(t, keys[t.key_file], jump=jumps.get(t.jump) if t.jump else None))
+    try:
+        for_each(list(jumps.values()), lambda r: r.connect())
+        for_each(runners, lambda r: r.connect())
+    except BaseException:
+        close_all([*runners, *jumps.values()])
+        raise
+    return runners
+
+
+def for_each(items: Sequence[T], fn: Callable[[T], object]) -> list[object]:
+    """fn(item) for every item in parallel; results in order. Raises after all have finished,
+    with every failure's message joined into one error of the first failure's type."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        results, errors = [], []
+        for f in futures:
+            try:
+                results.append(f.result())
+            except DlcfnError as e:
+                errors.append(e)
+    if errors:
+        first = errors[0]
+        if len(errors) == 1:
+            raise first
+        err = type(first)(first.message, detail="\n".join(e.message for e in errors[1:]))
+        raise err from first
+    return results
+
+
+def close_all(runners: Sequence[SshRunner]) -> None:
+    seen = set()
+    for r in runners:
+        if id(r) not in seen:
+            seen.add(id(r))
+            r.close()
