@@ -1,14 +1,506 @@
-"""Node bootstrap (work in progress): run by UserData as `bootstrap.py --role R --config F`."""
+"""Node bootstrap: what every cluster instance runs once at boot, from UserData.
+
+Owns the boot pipeline of one node: identity (IMDSv2) -> instance-role credentials -> EFS mount
+-> GPU count (nvidia-smi) -> discovery over SQS -> cluster files -> WaitCondition signal.
+Master: waits for `asg-ready` of every group in `wait_groups` and a `hello` from every instance
+those list, writes the files, posts the member list to the worker queue, signals SUCCESS.
+Worker: posts its `hello`, reads the newest member list that names it, writes the same files.
+Any failure signals FAILURE with a reason naming the node and the step, so the stack fails in
+minutes. Nobody deletes queue messages: each reader sees all of them, so every worker, and a
+second run, reads the same member list; files are rewritten whole, never appended.
+
+Shipped to instances as one file: stdlib + boto3 only. Runnable as
+`python3 bootstrap.py --role master|worker --config FILE.json`, callable as
+`run_bootstrap(config, seams)`; every path sits under `config.root` and every contact with the
+machine (identity, GPUs, mount, signal, clock) is a seam, for tests and the local cluster.
+"""
+
+from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+MASTER = "master"
+WORKER = "worker"
+HOSTS_BEGIN = "# BEGIN dlcfn cluster (rewritten by dlcfn bootstrap)"
+HOSTS_END = "# END dlcfn cluster"
+IMDS = "http://169.254.169.254/latest"
+# nfs4 options AWS recommends for EFS; nfs-common/nfs-utils ship on both DLAMI families,
+# amazon-efs-utils does not.
+NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport"
+
+log = logging.getLogger("dlcfn.bootstrap")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["master", "worker"], required=True)
-    parser.add_argument("--config", required=True)
-    parser.parse_args()
-    return 0
+class BootstrapFailure(Exception):
+    """A step failed; the message is the readable reason sent to CloudFormation."""
+
+
+@dataclass
+class Config:
+    role: str  # MASTER or WORKER
+    region: str
+    stack_name: str = ""
+    master_queue_url: str = ""
+    worker_queue_url: str = ""
+    wait_handle_url: str = ""
+    file_system_id: str = ""
+    wait_groups: list[str] = field(default_factory=list)  # Auto Scaling groups the master waits for
+    min_workers: int = 1
+    endpoint_url: str = ""  # a moto server, for the local cluster
+    root: str = "/"  # prefix of every path below
+    hosts_file: str = "/opt/deeplearning/workers"
+    etc_hosts: str = "/etc/hosts"
+    env_profile: str = "/etc/profile.d/dlcfn.sh"
+    cluster_file: str = "/etc/dlcfn/cluster.json"
+    efs_mount: str = "/efs"
+    credentials_timeout_s: float = 300.0
+    mount_attempts: int = 6
+    mount_backoff_s: float = 5.0  # doubles after every failed attempt
+    discovery_timeout_s: float = 1800.0  # master: asg-ready + hellos; worker: member list
+    poll_wait_s: int = 10  # SQS long poll
+    # The master is the only reader of its queue: hiding what it has seen makes each receive
+    # return new messages; they reappear for a second run after this many seconds.
+    master_visibility_s: int = 30
+
+    def path(self, name: str) -> Path:
+        return Path(self.root) / getattr(self, name).lstrip("/")
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise BootstrapFailure(f"config: unknown keys {', '.join(unknown)}")
+        config = cls(**raw)
+        config.min_workers = int(config.min_workers)
+        if config.role not in (MASTER, WORKER):
+            raise BootstrapFailure(f"config: role must be {MASTER} or {WORKER}, not {config.role!r}")
+        return config
+
+
+@dataclass(frozen=True)
+class Identity:
+    instance_id: str
+    private_ip: str
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # "master", "worker-1", ... (workers ordered by instance id)
+    role: str
+    instance_id: str
+    private_ip: str
+    gpus: int
+
+    @property
+    def host(self) -> str:
+        return "dlcfn-" + self.name
+
+    @property
+    def classic_host(self) -> str:
+        return "deeplearning-" + self.name.replace("-", "")
+
+
+@dataclass
+class Result:
+    role: str
+    ok: bool
+    reason: str = ""
+    members: list[Member] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def imds_identity() -> Identity:
+    """Instance id and private IP from IMDSv2 (session token first, as the template enforces)."""
+    token_req = urllib.request.Request(
+        IMDS + "/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+    )
+    with urllib.request.urlopen(token_req, timeout=5) as resp:
+        token = resp.read().decode()
+
+    def get(item: str) -> str:
+        req = urllib.request.Request(f"{IMDS}/meta-data/{item}", headers={"X-aws-ec2-metadata-token": token})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.read().decode().strip()
+
+    return Identity(get("instance-id"), get("local-ipv4"))
+
+
+def nvidia_gpu_count() -> int:
+    """GPUs the hardware reports; a node without a working NVIDIA driver has none."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=120)
+    except (FileNotFoundError, subprocess.TimeoutExpired) as e:
+        log.info("nvidia-smi unavailable (%s): 0 GPUs", e)
+        return 0
+    if out.returncode != 0:
+        log.info("nvidia-smi exit %d (%s): 0 GPUs", out.returncode, out.stderr.strip()[:200])
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def mount_efs(file_system_id: str, mount_point: Path, region: str) -> None:
+    """One NFS mount attempt; a mount point already in /proc/mounts is left as it is."""
+    mounted = Path("/proc/mounts").read_text().split()
+    if str(mount_point) in mounted:
+        return
+    mount_point.mkdir(parents=True, exist_ok=True)
+    source = f"{file_system_id}.efs.{region}.amazonaws.com:/"
+    cmd = ["mount", "-t", "nfs4", "-o", NFS_OPTIONS, source, str(mount_point)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise OSError(f"mount exit {out.returncode}: {out.stderr.strip()[:300]}")
+
+
+def put_signal(url: str, body: dict) -> None:
+    """PUT a WaitCondition signal; Content-Type must be empty for the presigned S3 URL."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"wait handle URL is not a URL: {url!r}")
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": ""})
+    urllib.request.urlopen(req, timeout=30).close()
+
+
+@dataclass
+class Seams:
+    identity: Callable[[], Identity] = imds_identity
+    gpu_count: Callable[[], int] = nvidia_gpu_count
+    mount: Callable[[str, Path, str], None] = mount_efs
+    signal: Callable[[str, dict], None] = put_signal
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class Node:
+    """What one run knows about the node it runs on."""
+
+    config: Config
+    seams: Seams
+    identity: Identity | None = None
+    gpus: int = 0
+    step: str = "start"
+
+    def client(self, service: str):  # -> botocore client
+        import boto3  # imported here so the module loads (and tests collect) fast
+
+        return boto3.client(service, region_name=self.config.region, endpoint_url=self.config.endpoint_url or None)
+
+    def deadline(self, seconds: float) -> float:
+        return self.seams.clock() + seconds
+
+    def left(self, deadline: float) -> float:
+        return deadline - self.seams.clock()
+
+
+def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
+    """Run the whole pipeline for `config.role`; a failing step is signalled, not raised."""
+    role = config.role
+    node = Node(config=config, seams=seams or Seams())
+    try:
+        node.step = "identity"
+        node.identity = node.seams.identity()
+        node.step = "credentials"
+        wait_for_credentials(node)
+        node.step = "efs mount"
+        mount_with_retries(node)
+        node.step = "gpu count"
+        node.gpus = node.seams.gpu_count()
+        node.step = "discovery"
+        members = discover_as_master(node) if role == MASTER else discover_as_worker(node)
+        node.step = "cluster files"
+        files = write_cluster_files(node, members)
+        if role == MASTER:
+            node.step = "publish"
+            publish(node, members)
+    except Exception as e:  # any failure, expected or not, becomes the stack's failure reason
+        reason = describe_failure(node, e)
+        log.error("FAILURE: %s", reason)
+        send_signal(node, "FAILURE", reason)
+        return Result(role=role, ok=False, reason=reason)
+    log.info("%s ready: %d members", role, len(members))
+    return Result(role=role, ok=True, members=members, files=files)
+
+
+def describe_failure(node: Node, error: Exception) -> str:
+    role = node.config.role
+    who = f"{role} {node.identity.instance_id} ({node.identity.private_ip})" if node.identity else role
+    detail = str(error) if isinstance(error, BootstrapFailure) else f"{type(error).__name__}: {error}"
+    return f"dlcfn bootstrap on {who}, step {node.step}: {detail}"[:2000]
+
+
+def send_signal(node: Node, status: str, reason: str, data: str = "") -> None:
+    unique_id = node.identity.instance_id if node.identity else f"{node.config.role}-unknown"
+    body = {"Status": status, "Reason": reason, "UniqueId": unique_id, "Data": data}
+    try:
+        node.seams.signal(node.config.wait_handle_url, body)
+    except Exception as e:  # a signal that cannot be sent must not hide the original failure
+        log.error("could not signal %s to the wait handle: %s", status, e)
+        if status == "SUCCESS":
+            raise
+
+
+def wait_for_credentials(node: Node) -> None:
+    """The instance profile's credentials appear some seconds after boot: poll STS."""
+    deadline, delay, last = node.deadline(node.config.credentials_timeout_s), 1.0, "none yet"
+    while True:
+        try:
+            node.client("sts").get_caller_identity()
+            return
+        except Exception as e:  # NoCredentialsError, ClientError, connection errors: all retried
+            last = f"{type(e).__name__}: {e}"
+        if node.left(deadline) <= 0:
+            raise BootstrapFailure(
+                f"no instance-role credentials after {node.config.credentials_timeout_s:.0f} s ({last})"
+            )
+        node.seams.sleep(min(delay, max(node.left(deadline), 0.0)))
+        delay = min(delay * 2, 30.0)
+
+
+def mount_with_retries(node: Node) -> None:
+    cfg = node.config
+    if not cfg.file_system_id:
+        log.info("no file system configured: skipping the EFS mount")
+        return
+    delay, last = cfg.mount_backoff_s, ""
+    for attempt in range(1, cfg.mount_attempts + 1):
+        try:
+            node.seams.mount(cfg.file_system_id, cfg.path("efs_mount"), cfg.region)
+            log.info("EFS %s mounted at %s", cfg.file_system_id, cfg.path("efs_mount"))
+            return
+        except Exception as e:  # mount errors differ by distribution: keep the text for the reason
+            last = str(e)
+            log.warning("EFS mount attempt %d/%d failed: %s", attempt, cfg.mount_attempts, last)
+        if attempt < cfg.mount_attempts:
+            node.seams.sleep(delay)
+            delay *= 2
+    raise BootstrapFailure(
+        f"mounting EFS {cfg.file_system_id} at {cfg.efs_mount} failed {cfg.mount_attempts} times "
+        f"(check the mount target's security group allows NFS 2049 from the nodes): {last}"
+    )
+
+
+def receive_all(node: Node, queue_url: str, visibility: int, deadline: float) -> list[dict]:
+    """One long-poll receive; returns message bodies with their SentTimestamp, never deletes."""
+    wait = int(max(0, min(node.config.poll_wait_s, node.left(deadline))))
+    resp = node.client("sqs").receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+        VisibilityTimeout=visibility, AttributeNames=["SentTimestamp"],
+    )
+    bodies = []
+    for message in resp.get("Messages", []):
+        try:
+            body = json.loads(message["Body"])
+        except ValueError:
+            log.warning("ignoring a non-JSON message %s", message.get("MessageId"))
+            continue
+        if isinstance(body, dict):
+            body["_sent"] = int(message.get("Attributes", {}).get("SentTimestamp", "0"))
+            bodies.append(body)
+    return bodies
+
+
+def newest(current: dict | None, candidate: dict) -> dict:
+    return candidate if current is None or candidate["_sent"] >= current["_sent"] else current
+
+
+def discover_as_master(node: Node) -> list[Member]:
+    """Collect asg-ready per group and a hello per listed instance, until complete or timeout."""
+    cfg = node.config
+    deadline = node.deadline(cfg.discovery_timeout_s)
+    ready: dict[str, dict] = {}
+    hellos: dict[str, dict] = {}
+    while True:
+        for body in receive_all(node, cfg.master_queue_url, cfg.master_visibility_s, deadline):
+            if body.get("type") == "asg-ready" and body.get("group") in cfg.wait_groups:
+                ready[body["group"]] = newest(ready.get(body["group"]), body)
+            elif body.get("type") == "hello" and body.get("instance_id"):
+                hellos[body["instance_id"]] = newest(hellos.get(body["instance_id"]), body)
+        expected = sorted({i for group in ready.values() for i in group.get("instances", [])})
+        missing_groups = [g for g in cfg.wait_groups if g not in ready]
+        missing_hellos = [i for i in expected if i not in hellos]
+        if not missing_groups and not missing_hellos:
+            break
+        if node.left(deadline) <= 0:
+            raise BootstrapFailure(discovery_timeout_reason(cfg, missing_groups, missing_hellos))
+    if len(expected) < cfg.min_workers:
+        raise BootstrapFailure(f"only {len(expected)} workers are ready, MinWorkers is {cfg.min_workers}")
+    assert node.identity is not None
+    master = Member("master", MASTER, node.identity.instance_id, node.identity.private_ip, node.gpus)
+    workers = [
+        Member(f"worker-{n}", WORKER, iid, hellos[iid]["private_ip"], int(hellos[iid]["gpus"]))
+        for n, iid in enumerate(expected, start=1)
+    ]
+    return [master, *workers]
+
+
+def discovery_timeout_reason(cfg: Config, missing_groups: list[str], missing_hellos: list[str]) -> str:
+    waited = f"{cfg.discovery_timeout_s:.0f} s"
+    if missing_groups:
+        return (
+            f"no asg-ready for group {', '.join(missing_groups)} within {waited}: not every desired "
+            "instance became InService and healthy (see the group's activity history and the ASG "
+            "monitor Lambda's log)"
+        )
+    return (
+        f"workers {', '.join(missing_hellos)} sent no hello within {waited} "
+        "(see /var/log/dlcfn-bootstrap.log on them)"
+    )
+
+
+def discover_as_worker(node: Node) -> list[Member]:
+    """Say hello to the master, then read (never consume) the newest member list naming us."""
+    cfg = node.config
+    assert node.identity is not None
+    me = node.identity
+    hello = {"type": "hello", "role": WORKER, "instance_id": me.instance_id, "private_ip": me.private_ip, "gpus": node.gpus}
+    send(node, cfg.master_queue_url, hello, group=me.instance_id)
+    deadline = node.deadline(cfg.discovery_timeout_s)
+    found: dict | None = None
+    while found is None:
+        # Visibility 0: the message stays visible to the other workers at once.
+        for body in receive_all(node, cfg.worker_queue_url, 0, deadline):
+            ids = [m.get("instance_id") for m in body.get("members", [])]
+            if body.get("type") == "members" and me.instance_id in ids:
+                found = newest(found, body)
+        if found is None and node.left(deadline) <= 0:
+            raise BootstrapFailure(
+                f"no member list naming {me.instance_id} within {cfg.discovery_timeout_s:.0f} s "
+                "(the master failed or is still waiting: see the stack events)"
+            )
+    return [Member(**m) for m in found["members"]]
+
+
+def send(node: Node, queue_url: str, body: dict, group: str) -> None:
+    text = json.dumps(body, sort_keys=True)
+    extra = {}
+    if queue_url.endswith(".fifo"):
+        extra = {"MessageGroupId": group, "MessageDeduplicationId": hashlib.sha256(text.encode()).hexdigest()}
+    node.client("sqs").send_message(QueueUrl=queue_url, MessageBody=text, **extra)
+
+
+def publish(node: Node, members: list[Member]) -> None:
+    """Post the member list for the workers, then tell CloudFormation the cluster is up."""
+    body = {"type": "members", "members": [dataclasses.asdict(m) for m in members]}
+    send(node, node.config.worker_queue_url, body, group="members")
+    summary = {"master": members[0].private_ip, "workers": len(members) - 1, "gpus": sum(m.gpus for m in members)}
+    send_signal(node, "SUCCESS", f"{len(members)} nodes ready", json.dumps(summary, sort_keys=True))
+
+
+def write_cluster_files(node: Node, members: list[Member]) -> list[Path]:
+    cfg = node.config
+    assert node.identity is not None
+    me = next(m for m in members if m.instance_id == node.identity.instance_id)
+    files = {
+        cfg.path("hosts_file"): render_hosts_file(members),
+        cfg.path("etc_hosts"): render_etc_hosts(read_text(cfg.path("etc_hosts")), members),
+        cfg.path("cluster_file"): render_cluster_file(cfg, members),
+        cfg.path("env_profile"): render_env_profile(cfg, me, members),
+    }
+    for path, text in files.items():
+        write_atomically(path, text)
+    return list(files)
+
+
+def render_hosts_file(members: list[Member]) -> str:
+    # A CPU-only node still runs one process: slots never drop below 1.
+    return "".join(f"{m.host} slots={max(m.gpus, 1)}\n" for m in members)
+
+
+def render_etc_hosts(existing: str, members: list[Member]) -> str:
+    """Replace our block (or add it once); every other line stays as it was."""
+    kept, inside = [], False
+    for line in existing.splitlines():
+        if line == HOSTS_BEGIN:
+            inside = True
+        elif line == HOSTS_END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    block = [HOSTS_BEGIN, *(f"{m.private_ip} {m.host} {m.classic_host}" for m in members), HOSTS_END]
+    return "\n".join([*kept, *block]) + "\n"
+
+
+def render_cluster_file(cfg: Config, members: list[Member]) -> str:
+    doc = {"stack_name": cfg.stack_name, "region": cfg.region, "members": [dataclasses.asdict(m) for m in members]}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def render_env_profile(cfg: Config, me: Member, members: list[Member]) -> str:
+    efs = str(cfg.path("efs_mount")) if cfg.file_system_id else ""
+    workers = [m for m in members if m.role == WORKER]
+    env = {
+        "DLCFN_ROLE": me.role,
+        "DLCFN_NODE_NAME": me.name,
+        "DLCFN_HOST": me.host,
+        "DLCFN_INSTANCE_ID": me.instance_id,
+        "DLCFN_PRIVATE_IP": me.private_ip,
+        "DLCFN_GPUS": str(me.gpus),
+        "DLCFN_STACK_NAME": cfg.stack_name,
+        "DLCFN_REGION": cfg.region,
+        "DLCFN_MASTER_HOST": members[0].host,
+        "DLCFN_MASTER_IP": members[0].private_ip,
+        "DLCFN_WORKER_HOSTS": " ".join(m.host for m in workers),
+        "DLCFN_WORKER_IPS": " ".join(m.private_ip for m in workers),
+        "DLCFN_NUM_NODES": str(len(members)),
+        "DLCFN_NUM_WORKERS": str(len(workers)),
+        "DLCFN_HOSTS_FILE": str(cfg.path("hosts_file")),
+        "DLCFN_CLUSTER_FILE": str(cfg.path("cluster_file")),
+        "DLCFN_EFS_MOUNT": efs,
+        # The classic Deep Learning CloudFormation template's names: its hosts file lists
+        # every node, master included, so the count does too.
+        "DEEPLEARNING_WORKERS_COUNT": str(len(members)),
+        "DEEPLEARNING_WORKERS_PATH": str(cfg.path("hosts_file")),
+        "DEEPLEARNING_WORKER_GPU_COUNT": str(me.gpus),
+        "EFS_MOUNT": efs,
+    }
+    lines = ["# dlcfn cluster environment: rewritten by the dlcfn bootstrap on every run."]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+def read_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".dlcfn-tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+
+
+# Exit status after a failure that was signalled to CloudFormation; any other non-zero status
+# tells UserData that nothing was signalled, so it signals itself.
+EXIT_SIGNALLED = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="dlcfn node bootstrap")
+    parser.add_argument("--role", choices=[MASTER, WORKER], required=True)
+    parser.add_argument("--config", required=True, type=Path, help="JSON file of Config fields")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s dlcfn-bootstrap %(levelname)s %(message)s")
+    try:
+        config = Config.from_dict({**json.loads(args.config.read_text()), "role": args.role})
+    except (OSError, ValueError, TypeError, BootstrapFailure) as e:
+        log.error("config %s: %s", args.config, e)
+        return 1
+    result = run_bootstrap(config)
+    return 0 if result.ok else EXIT_SIGNALLED
 
 
 if __name__ == "__main__":

@@ -115,7 +115,11 @@ if [ -z "$PY" ]; then
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || fail "no python3 with boto3 on this AMI"
   PY=/usr/bin/python3
 fi
-exec "$PY" "$DIR/bootstrap.py" --role "$ROLE" --config "$DIR/config.json"
+"$PY" "$DIR/bootstrap.py" --role "$ROLE" --config "$DIR/config.json"
+rc=$?
+# 3: bootstrap.py failed and signalled the reason itself; anything else non-zero: it could not.
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then fail "bootstrap.py exited with status $rc, see {LOG_FILE}"; fi
+exit "$rc"
 """
 
 
