@@ -43,6 +43,7 @@ class ClusterState:
     ssh_user: str = "ubuntu"
     ssh_key: str = ""  # path to the private key file
     known_hosts: str = ""  # path to a known_hosts file holding every node's host key
+    host_key_note: str = ""  # why some nodes' host keys are not in known_hosts ("" when all are)
     shared_dir: str = ""  # EFS mount point on the nodes (local: a shared directory)
     outputs: dict[str, str] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)

@@ -1,0 +1,254 @@
+"""The CloudFormation stack lifecycle: create, wait (with the event tail), update through a change
+set, delete. Stack states live in the named sets below, never in scattered string compares.
+
+Waiting polls describe_stacks and the event tail itself (not boto3's waiters) so that every event
+is reported as it happens, a timeout can say what was still in progress, and the first poll comes
+quickly (a moto stack is complete as soon as create_stack returns).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from dlcfn.aws.events import Diagnosis, EventTail, StackEvent, diagnose
+from dlcfn.aws.session import AwsSession, NoChanges, StackNotFound, aws_errors
+from dlcfn.blueprint.names import CLUSTER_TAG
+from dlcfn.errors import DlcfnError, Finding
+
+IN_PROGRESS = frozenset({
+    "CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS", "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "REVIEW_IN_PROGRESS", "IMPORT_IN_PROGRESS",
+    "IMPORT_ROLLBACK_IN_PROGRESS",
+})
+FAILED = frozenset({
+    "CREATE_FAILED", "ROLLBACK_FAILED", "ROLLBACK_COMPLETE", "DELETE_FAILED", "UPDATE_FAILED",
+    "UPDATE_ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_FAILED", "IMPORT_ROLLBACK_COMPLETE",
+})
+COMPLETE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"})
+# A stack in these states can be used (status, ssh, submit) even if its last update failed.
+USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"})
+
+# CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128 characters.
+# dlcfn also uses the name as a directory name, which these rules already make safe.
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates must come from S3
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]  # the template creates scoped IAM roles
+
+
+class Operation(enum.Enum):
+    CREATE = "CREATE_COMPLETE"
+    UPDATE = "UPDATE_COMPLETE"
+    DELETE = "DELETE_COMPLETE"
+
+    @property
+    def verb(self) -> str:
+        return self.name.lower()
+
+
+def check_stack_name(name: str, path: str = "NAME") -> list[Finding]:
+    if _STACK_NAME.match(name):
+        return []
+    return [Finding(path, f"{name!r} is not a valid cluster name: start with a letter, then letters, digits or '-', at most 128 characters")]
+
+
+@dataclass
+class Clock:
+    """Time source of the waits; tests pass a fake one so that timeouts need no sleeping."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class WaitPolicy:
+    timeout_s: float = 3600.0
+    first_poll_s: float = 0.05  # a moto stack is done at once; AWS needs seconds: back off to max_poll_s
+    max_poll_s: float = 5.0
+    clock: Clock = field(default_factory=Clock)
+
+
+@dataclass
+class WaitResult:
+    stack_id: str
+    status: str
+    reason: str
+    events: list[StackEvent]
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status in COMPLETE
+
+
+class StackFailed(DlcfnError):
+    def __init__(self, name: str, op: Operation, result: WaitResult, diagnosis: Diagnosis | None) -> None:
+        what = diagnosis.render() if diagnosis else (result.reason or "no reason given")
+        super().__init__(f"stack {name!r} {op.verb} failed ({result.status}): {what}", hint=diagnosis.hint if diagnosis else "")
+        self.result = result
+        self.diagnosis = diagnosis
+
+
+class StackTimeout(DlcfnError):
+    pass
+
+
+@dataclass
+class ChangeSummary:
+    """What an update will do: parameter changes (ours) and resource changes (CloudFormation's)."""
+
+    change_set_id: str
+    parameters: list[tuple[str, str, str]]  # (key, old, new)
+    resources: list[tuple[str, str, str, str]]  # (action, logical id, type, replacement)
+
+    def lines(self) -> list[str]:
+        out = [f"  parameter {k}: {old} -> {new}" for k, old, new in self.parameters]
+        out += [f"  {action} {lid} ({rtype}){' replacement: ' + rep if rep else ''}" for action, lid, rtype, rep in self.resources]
+        return out or ["  (no changes)"]
+
+
+EventSink = Callable[[StackEvent], None]
+
+
+class Stacks:
+    """CloudFormation operations on the cluster stacks of one account and region."""
+
+    def __init__(self, session: AwsSession) -> None:
+        self.session = session
+        self.cfn = session.client("cloudformation")
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """The stack record; StackNotFound when there is none."""
+        with aws_errors(f"describe stack {name!r}"):
+            return dict(self.cfn.describe_stacks(StackName=name)["Stacks"][0])
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.describe(name)
+        except StackNotFound:
+            return None
+
+    def list_clusters(self) -> list[dict[str, Any]]:
+        """Every live stack carrying the dlcfn:cluster tag."""
+        with aws_errors("list stacks"):
+            stacks = [s for page in self.cfn.get_paginator("describe_stacks").paginate() for s in page["Stacks"]]
+        return [s for s in stacks if any(t["Key"] == CLUSTER_TAG for t in s.get("Tags", [])) and s["StackStatus"] != "DELETE_COMPLETE"]
+
+    def create(self, name: str, template_body: str, parameters: dict[str, str], *, rollback: bool = True) -> str:
+        if len(template_body.encode()) > TEMPLATE_BODY_LIMIT:
+            raise DlcfnError(f"the rendered template is {len(template_body.encode())} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte inline limit")
+        with aws_errors(f"create stack {name!r}"):
+            resp = self.cfn.create_stack(
+                StackName=name,
+                TemplateBody=template_body,
+                Parameters=_parameters(parameters),
+                Capabilities=CAPABILITIES,
+                Tags=[{"Key": CLUSTER_TAG, "Value": name}],  # CloudFormation propagates stack tags to resources
+                DisableRollback=not rollback,
+            )
+        return str(resp["StackId"])
+
+    def wait(self, name: str, stack_id: str, op: Operation, tail: EventTail, policy: WaitPolicy, on_event: EventSink) -> WaitResult:
+        """Poll until the stack leaves IN_PROGRESS; report each new event; raise on failure/timeout."""
+        clock = policy.clock
+        start = clock.monotonic()
+        delay = policy.first_poll_s
+        while True:
+            with aws_errors(f"watch stack {name!r}"):
+                for event in tail.poll():
+                    on_event(event)
+                stack = self.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+            status = stack["StackStatus"]
+            elapsed = clock.monotonic() - start
+            if status not in IN_PROGRESS:
+                with aws_errors(f"watch stack {name!r}"):
+                    for event in tail.poll():  # the events that arrived with the final status
+                        on_event(event)
+                result = WaitResult(stack_id, status, stack.get("StackStatusReason", ""), tail.history, elapsed)
+                if status != op.value:
+                    raise StackFailed(name, op, result, diagnose(tail.history))
+                return result
+            if elapsed >= policy.timeout_s:
+                raise _timeout(name, op, status, tail, policy.timeout_s)
+            clock.sleep(min(delay, max(policy.timeout_s - elapsed, 0.0)))
+            delay = min(delay * 2, policy.max_poll_s)
+
+    def plan_update(self, name: str, template_body: str, parameters: dict[str, str], policy: WaitPolicy) -> ChangeSummary:
+        """Create a change set and wait until CloudFormation has computed it. NoChanges if empty."""
+        stack = self.describe(name)
+        old = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        change_name = "dlcfn-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        with aws_errors(f"plan update of {name!r}"):
+            resp = self.cfn.create_change_set(
+                StackName=name, ChangeSetName=change_name, ChangeSetType="UPDATE", TemplateBody=template_body,
+                Parameters=_parameters(parameters), Capabilities=CAPABILITIES, Tags=[{"Key": CLUSTER_TAG, "Value": name}],
+            )
+            change_id = str(resp["Id"])
+            desc = self._wait_change_set(change_id, policy)
+        if desc["Status"] == "FAILED":
+            self.discard_change_set(change_id)
+            reason = desc.get("StatusReason", "")
+            if "didn't contain changes" in reason or "No updates" in reason:
+                raise NoChanges(f"stack {name!r}: nothing to change")
+            raise DlcfnError(f"stack {name!r}: the change set failed: {reason}")
+        param_changes = [(k, old.get(k, ""), v) for k, v in sorted(parameters.items()) if old.get(k, "") != v]
+        resources = [_resource_change(c) for c in desc.get("Changes", []) if c.get("Type") == "Resource"]
+        if not param_changes and not resources:
+            self.discard_change_set(change_id)
+            raise NoChanges(f"stack {name!r}: nothing to change")
+        return ChangeSummary(change_id, param_changes, resources)
+
+    def _wait_change_set(self, change_id: str, policy: WaitPolicy) -> dict[str, Any]:
+        start, delay = policy.clock.monotonic(), policy.first_poll_s
+        while True:
+            desc = self.cfn.describe_change_set(ChangeSetName=change_id)
+            if desc["Status"] in {"CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE"}:
+                return dict(desc)
+            if policy.clock.monotonic() - start > policy.timeout_s:
+                raise StackTimeout(f"change set {change_id} still {desc['Status']} after {policy.timeout_s:.0f} s")
+            policy.clock.sleep(delay)
+            delay = min(delay * 2, policy.max_poll_s)
+
+    def execute(self, change: ChangeSummary) -> None:
+        with aws_errors("execute change set"):
+            self.cfn.execute_change_set(ChangeSetName=change.change_set_id)
+
+    def discard_change_set(self, change_id: str) -> None:
+        with aws_errors("delete change set"):
+            self.cfn.delete_change_set(ChangeSetName=change_id)
+
+    def delete(self, stack_id: str) -> None:
+        with aws_errors(f"delete stack {stack_id}"):
+            self.cfn.delete_stack(StackName=stack_id)
+
+    def tail(self, stack_id: str, *, fresh: bool) -> EventTail:
+        """An event tail; `fresh=False` skips the events of earlier operations."""
+        tail = EventTail(self.cfn, stack_id)
+        if not fresh:
+            with aws_errors("read stack events"):
+                tail.prime()
+        return tail
+
+
+def _parameters(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
+
+
+def _resource_change(change: dict[str, Any]) -> tuple[str, str, str, str]:
+    rc = change.get("ResourceChange", {})
+    return (rc.get("Action", ""), rc.get("LogicalResourceId", ""), rc.get("ResourceType", ""), rc.get("Replacement", "") or "")
+
+
+def _timeout(name: str, op: Operation, status: str, tail: EventTail, timeout_s: float) -> StackTimeout:
+    pending = tail.in_progress()
+    what = ", ".join(f"{e.logical_id} ({e.resource_type})" for e in pending) or "no resource reported progress"
+    return StackTimeout(
+        f"stack {name!r} {op.verb} timed out after {timeout_s:.0f} s in {status}; still in progress: {what}",
+        hint=f"it keeps going in AWS: watch it with `dlcfn status {name}`, or remove it with `dlcfn delete-stack {name}`",
+    )

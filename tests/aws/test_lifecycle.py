@@ -1,0 +1,124 @@
+"""Stack lifecycle against moto in-process: create -> status -> update 2->4 -> delete, list,
+the sweep, and what is left afterwards (nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from minicluster import MiniSpec
+
+from dlcfn.aws.session import StackExists
+from dlcfn.blueprint import names
+from dlcfn.inventory import load_state
+from dlcfn.provider import CreateRequest, UpdateRequest
+
+
+def snapshot() -> dict[str, set[str]]:
+    """Every resource a cluster stack can create, by kind (moto's defaults included)."""
+    ec2 = boto3.client("ec2")
+    instances = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"}
+    # moto keeps the ENIs of terminated instances (AWS deletes them with the instance): count the
+    # ENIs of instances that are not terminated, plus unattached ones.
+    enis = {e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            if e.get("Attachment", {}).get("InstanceId") in instances or "Attachment" not in e}
+    return {
+        "vpc": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
+        "subnet": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
+        "route-table": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
+        "security-group": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
+        "internet-gateway": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
+        "nat-gateway": {g["NatGatewayId"] for g in ec2.describe_nat_gateways()["NatGateways"] if g["State"] != "deleted"},
+        "eip": {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]},
+        "eni": enis,
+        "instance": instances,
+        "launch-template": {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]},
+        "asg": {g["AutoScalingGroupName"] for g in boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]},
+        "efs": {f["FileSystemId"] for f in boto3.client("efs").describe_file_systems()["FileSystems"]},
+        "sqs": set(boto3.client("sqs").list_queues().get("QueueUrls", [])),
+        "sns": {t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]},
+        "lambda": {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]},
+        "iam-role": {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]},
+        "stack": {s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"},
+    }
+
+
+def test_create_status_update_delete(provider: Any, progress: Any, aws_env: Path) -> None:
+    before = snapshot()
+    state = provider.create(CreateRequest(name="alpha", spec=MiniSpec(workers=2), ssh_key="/keys/k.pem"), progress)
+    assert state.stack_status == "CREATE_COMPLETE"
+    assert [n.name for n in state.nodes] == ["master", "worker-1", "worker-2"]
+    assert all(n.state == "running" and n.private_ip.startswith("10.0.0.") for n in state.nodes)
+    assert state.outputs[names.O_MASTER_INSTANCE_ID] == state.master.instance_id
+    # the state file is what `submit` reads: same nodes, the key given at create time
+    saved = load_state(aws_env / "clusters" / "alpha" / "state.json", "alpha")
+    assert [n.instance_id for n in saved.nodes] == [n.instance_id for n in state.nodes]
+    assert saved.ssh_key == "/keys/k.pem" and saved.provider == "aws" and saved.region == "us-east-1"
+    # moto prints no host key block: the state says so instead of trusting first use
+    assert "host keys unknown for master, worker-1, worker-2" in saved.host_key_note
+    assert Path(saved.known_hosts).read_text() == ""
+
+    status = provider.status("alpha")
+    assert [n.instance_id for n in status.nodes] == [n.instance_id for n in state.nodes]
+
+    updated = provider.update(UpdateRequest(name="alpha", options={"workers": 4}), progress)
+    assert updated.stack_status == "UPDATE_COMPLETE"
+    assert [n.name for n in updated.nodes] == ["master", "worker-1", "worker-2", "worker-3", "worker-4"]
+    assert len({n.instance_id for n in updated.workers}) == 4
+    assert load_state(aws_env / "clusters" / "alpha" / "state.json", "alpha").ssh_key == "/keys/k.pem"
+    assert [n.name for n in provider.status("alpha").nodes][-1] == "worker-4"
+
+    report = provider.delete("alpha", progress)
+    assert report.existed
+    assert not (aws_env / "clusters" / "alpha").exists()
+    # the sweep is where moto's route-table leak is handled: it removed the table and the VPC
+    assert {x.kind for x in report.leftovers} == {"route-table", "vpc"}
+    assert all(x.outcome.value == "deleted" for x in report.leftovers)
+    assert snapshot() == before
+
+
+def test_create_existing_name_says_so(provider: Any, progress: Any) -> None:
+    provider.create(CreateRequest(name="beta", spec=MiniSpec(workers=1)), progress)
+    with pytest.raises(StackExists, match="cluster 'beta' already exists in us-east-1"):
+        provider.create(CreateRequest(name="beta", spec=MiniSpec(workers=1)), progress)
+
+
+def test_list_several_clusters_only_dlcfn_ones(provider: Any, progress: Any) -> None:
+    for name, workers in (("c-one", 1), ("c-two", 2), ("c-three", 3)):
+        provider.create(CreateRequest(name=name, spec=MiniSpec(workers=workers)), progress)
+    boto3.client("cloudformation").create_stack(StackName="not-ours", TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}')
+    listed = provider.list()
+    assert [(c.name, c.status, c.workers) for c in listed] == [
+        ("c-one", "CREATE_COMPLETE", "1"), ("c-three", "CREATE_COMPLETE", "3"), ("c-two", "CREATE_COMPLETE", "2")]
+    provider.delete("c-two", progress)
+    assert [c.name for c in provider.list()] == ["c-one", "c-three"]
+
+
+def test_delete_missing_cluster_reports_nothing_existed(provider: Any, progress: Any) -> None:
+    report = provider.delete("ghost", progress)
+    assert not report.existed and report.leftovers == []
+
+
+def test_sweep_removes_tagged_leftovers_and_keeps_efs_unless_purged(provider: Any, progress: Any) -> None:
+    from dlcfn.aws.sweep import sweep
+
+    ec2 = boto3.client("ec2")
+    tag = [{"ResourceType": t, "Tags": [{"Key": names.CLUSTER_TAG, "Value": "gamma"}]} for t in ("network-interface", "elastic-ip")]
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet, TagSpecifications=[tag[0]])["NetworkInterface"]["NetworkInterfaceId"]
+    eip = ec2.allocate_address(Domain="vpc", TagSpecifications=[tag[1]])["AllocationId"]
+    efs = boto3.client("efs")
+    fs = efs.create_file_system(CreationToken="gamma", Tags=[{"Key": names.CLUSTER_TAG, "Value": "gamma"}])["FileSystemId"]
+    other = efs.create_file_system(CreationToken="other", Tags=[{"Key": names.CLUSTER_TAG, "Value": "delta"}])["FileSystemId"]
+
+    kept = sweep(provider.session, "gamma", purge_efs=False)
+    assert {(x.kind, x.resource_id, x.outcome.value) for x in kept} == {
+        ("network-interface", eni, "deleted"), ("elastic-ip", eip, "deleted"), ("file-system", fs, "kept")}
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [eni]}])["NetworkInterfaces"] == []
+    assert ec2.describe_addresses()["Addresses"] == []
+    purged = sweep(provider.session, "gamma", purge_efs=True)
+    assert [(x.resource_id, x.outcome.value) for x in purged] == [(fs, "deleted")]
+    assert [f["FileSystemId"] for f in efs.describe_file_systems()["FileSystems"]] == [other]
