@@ -49,8 +49,9 @@ def in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cwd
 
 
-def pids_of_job(job_id: str) -> list[int]:
-    """Processes carrying the job's marker in their environment, on any local host."""
+@pytest.fixture
+def job_pids() -> Callable[[str], list[int]]:
+    """job_pids(job_id): processes carrying the job's marker in their environment, on any host."""
     from dlcfn.local.sshd import processes_with_env
 
-    return [p for p in processes_with_env("DLCFN_JOB_ID", job_id) if p != os.getpid()]
+    return lambda job_id: [p for p in processes_with_env("DLCFN_JOB_ID", job_id) if p != os.getpid()]

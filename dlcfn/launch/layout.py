@@ -1,0 +1,78 @@
+"""Where a job lives on a host, and the shell commands that act on it there.
+
+  ${DLCFN_NODE_ROOT:-$HOME}/.dlcfn/jobs/<job-id>/work   the shipped workdir; ranks run here
+  ${DLCFN_NODE_ROOT:-$HOME}/.dlcfn/jobs/<job-id>/ctl    <process>.pgid of every live rank
+
+DLCFN_NODE_ROOT is unset on real nodes; local sshd hosts set it (sshd SetEnv) so that hosts
+sharing one machine keep separate job directories. With a shared file system the workdir is
+shipped once to `<shared_dir>/.dlcfn/jobs/<job-id>/work` and every host runs there.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlcfn.launch import watchdog
+
+FREE_PORT_PY = "import socket;s=socket.socket();s.bind(('',0));print(s.getsockname()[1])"
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    job_id: str  # validated: letters, digits, . _ - only, so it needs no quoting
+    shared_dir: str = ""
+
+    @property
+    def job_root(self) -> str:
+        """A shell word (double-quoted, expands the variables on the host)."""
+        return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}"'
+
+    @property
+    def ctl(self) -> str:
+        return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}/ctl"'
+
+    @property
+    def work(self) -> str:
+        if self.shared_dir:
+            return shlex.quote(f"{self.shared_dir}/.dlcfn/jobs/{self.job_id}/work")
+        return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}/work"'
+
+    def prepare(self, python: str, unpack: bool, probe_port: bool) -> str:
+        """Make the dirs, unpack the archive from stdin (when `unpack`), print the CPU count and,
+        on the first host, a free port for the scheduler: one round trip per host."""
+        parts = [f"mkdir -p {self.ctl} {self.work}"]
+        parts.append(f"tar -xzf - -C {self.work}" if unpack else "cat >/dev/null")
+        parts.append("nproc")
+        if probe_port:
+            parts.append(f"{shlex.quote(python)} -c {shlex.quote(FREE_PORT_PY)}")
+        return " && ".join(parts)
+
+    def setup(self, command: str) -> str:
+        return f"cd {self.work} && {command}"
+
+    def rank(self, python: str, name: str, argv: list[str], grace: float) -> str:
+        """Start one rank under the watchdog, in the work dir; exec so that sshd's child is the
+        watchdog itself and the channel's stdin is its stdin."""
+        q = shlex.quote
+        user = " ".join(q(a) for a in argv)
+        return f"cd {self.work} && exec {q(python)} -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
+
+    def kill(self, grace: float) -> str:
+        """TERM every live rank's process group on this host, KILL what is left after `grace`,
+        and wait until nothing is left. Exit 0 when every group is gone."""
+        polls = max(1, int(grace / 0.05))
+        alive = 'alive=0; for g in "$@"; do kill -0 -- "$g" 2>/dev/null && alive=1; done; [ $alive = 0 ] && exit 0'
+        return (
+            f"cd {self.ctl} 2>/dev/null || exit 0; set --; "
+            'for f in *.pgid; do [ -f "$f" ] && set -- "$@" "-$(cat "$f")"; done; [ $# -eq 0 ] && exit 0; '
+            'kill -TERM -- "$@" 2>/dev/null; '
+            f"i=0; while [ $i -lt {polls} ]; do {alive}; sleep 0.05; i=$((i+1)); done; "
+            'kill -KILL -- "$@" 2>/dev/null; '
+            f"i=0; while [ $i -lt 40 ]; do {alive}; sleep 0.05; i=$((i+1)); done; exit 1"
+        )
+
+
+def watchdog_source() -> str:
+    return Path(watchdog.__file__).read_text()

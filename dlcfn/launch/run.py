@@ -1,0 +1,301 @@
+"""Running a job end to end: connect, ship, set up, start every rank, watch, fail fast, stop
+everything, bring the results home, and record what happened.
+
+The pipeline, one step per method:
+  connect  every host in parallel (the jump host first), connections kept for the whole job
+  prepare  one round trip per host: job dirs, unpack the workdir, CPU count, scheduler port
+  setup    the spec's setup commands, once per host, in parallel across hosts
+  start    every rank under the remote watchdog (its own process group, bound to its channel)
+  watch    prefixed live output; the first non-zero exit, lost host or timeout ends the job
+  stop     TERM then KILL every rank's process group on every host, then close the channels
+  collect  result globs from every host, job.json, the history record, a summary
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from dlcfn.errors import DlcfnError, Interrupted
+from dlcfn.launch import mxnet
+from dlcfn.launch.history import JobRecord, JobState, JobStore, process_start_time
+from dlcfn.launch.layout import JobLayout
+from dlcfn.launch.plan import HostSlot, Plan, make_plan
+from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
+from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
+from dlcfn.remote.fanout import close_all, connect_all, for_each
+from dlcfn.remote.ssh import SshRunner
+from dlcfn.remote.transfer import pack_dir
+from dlcfn.spec.job import JobSpec
+
+Echo = Callable[[str], None]
+
+
+class Cancelled(Exception):
+    """SIGTERM to the submitting process (what `dlcfn cancel` sends)."""
+
+
+@dataclass
+class SubmitOptions:
+    job_id: str
+    results_root: Path  # <cwd>/results
+    store: JobStore
+    echo: Echo
+    shared_dir: str = ""  # hosts share this file system: ship the workdir once
+    grace: float = 2.0  # seconds between TERM and KILL when stopping ranks
+
+
+@dataclass
+class Failure:
+    state: JobState
+    message: str
+    detail: str = ""
+
+
+@dataclass
+class JobRun:
+    spec: JobSpec
+    hosts: list[HostSlot]
+    opts: SubmitOptions
+    plan: Plan = field(init=False)
+    layout: JobLayout = field(init=False)
+    runners: list[SshRunner] = field(default_factory=list)  # index = plan host index
+    ranks: list[RankHandle] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    events: "queue.Queue[Event]" = field(default_factory=queue.Queue)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.plan = make_plan(self.spec, self.hosts, self.opts.job_id)
+        self.layout = JobLayout(self.opts.job_id, self.opts.shared_dir)
+        self.results_dir = self.opts.results_root / self.opts.job_id
+
+    def execute(self) -> None:
+        """Run the job; return on success, raise DlcfnError (1), Interrupted (130) otherwise."""
+        with self._phase("connect"):
+            used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
+            self.runners = connect_all(used)  # a UserInputError here: nothing was started or shipped
+        (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)
+        record = self._new_record()
+        failure: Failure | None = None
+        try:
+            with _sigterm_raises(Cancelled):
+                failure = self._run_steps()
+        except KeyboardInterrupt:
+            failure = Failure(JobState.INTERRUPTED, f"job {self.opts.job_id} interrupted (Ctrl-C)")
+        except Cancelled:
+            failure = Failure(JobState.CANCELLED, f"job {self.opts.job_id} cancelled (dlcfn cancel)")
+        except DlcfnError as e:
+            failure = Failure(JobState.FAILED, f"job {self.opts.job_id} failed: {e.message}", e.detail)
+        finally:
+            stop_notes = self._stop()
+            collected = self._collect()
+            close_all(self.runners)
+            self._finish(record, failure, collected, stop_notes)
+        if failure is not None:
+            notes = "".join(f"\n  note: {n}" for n in stop_notes)
+            err = Interrupted if failure.state is JobState.INTERRUPTED else DlcfnError
+            raise err(failure.message, detail=failure.detail + notes)
+
+    def _run_steps(self) -> Failure | None:
+        with self._phase("ship"):
+            cpus = self._prepare()
+        with self._phase("setup"):
+            self._setup()
+        with self._phase("start"):
+            self._start(cpus)
+        with self._phase("run"):
+            return self._watch()
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _prepare(self) -> dict[int, int]:
+        archive = pack_dir(self.spec.workdir)
+
+        def one(i: int) -> tuple[int, list[str]]:
+            unpack = not self.layout.shared_dir or i == 0
+            cmd = self.layout.prepare(self.spec.python, unpack=unpack, probe_port=(i == 0))
+            r = self.runners[i].run(cmd, stdin=archive if unpack else b"", timeout=300)
+            if not r.ok:
+                raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {r.exit_status})", detail=r.tail())
+            return i, r.stdout.decode().split()
+
+        cpus = {}
+        for i, out in for_each(range(len(self.runners)), one):  # type: ignore[misc]
+            cpus[i] = int(out[0])
+            if i == 0 and self.spec.kvstore.distributed:
+                self.plan.root_port = int(out[1])
+        return cpus
+
+    def _setup(self) -> None:
+        if not self.spec.setup:
+            return
+
+        def one(runner: SshRunner) -> None:
+            env = {**self.spec.env, "DLCFN_JOB_ID": self.opts.job_id}
+            for command in self.spec.setup:
+                echo = _line_printer(self.opts.echo, f"[setup@{runner.name}] ")
+                r = runner.run(self.layout.setup(command), env=env, timeout=self.spec.timeout or None, stream=echo)
+                if not r.ok:
+                    raise DlcfnError(f"setup command {command!r} failed on host {runner.name} with exit {r.exit_status}", detail=r.tail())
+
+        for_each(self.runners, one)
+
+    def _start(self, cpus: dict[int, int]) -> None:
+        argv = mxnet.command(self.spec)
+
+        def one(i: int) -> None:
+            for proc in self.plan.on_host(i):
+                proc.env = mxnet.process_env(self.spec, self.plan, proc, cpus.get(i))
+                cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace)
+                remote = self.runners[i].start(cmd, env=proc.env)
+                handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
+                with self._lock:
+                    self.ranks.append(handle)
+                watch(handle, self.events)
+
+        for_each(range(len(self.runners)), one)
+        self.ranks.sort(key=lambda r: self.plan.processes.index(r.proc))
+
+    def _watch(self) -> Failure | None:
+        deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
+        remaining = len(self.ranks)
+        while remaining:
+            if deadline is not None and time.monotonic() > deadline:
+                return Failure(JobState.TIMED_OUT, f"job {self.opts.job_id} timed out after {self.spec.timeout} s (timeout in the job spec)")
+            try:
+                ev = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if ev.kind is EventKind.LINE:
+                self.opts.echo(f"[{ev.rank.label}] {ev.text}")
+                continue
+            remaining -= 1
+            if ev.rank.status != 0:
+                r = ev.rank
+                detail = "\n".join(f"  | {line}" for line in r.tail)
+                return Failure(JobState.FAILED, f"job {self.opts.job_id} failed: {r.proc.name} on host {r.host_name} {r.describe_exit()}; "
+                               f"stopped every other process (log: {_rel(r.log_path)})", detail)
+        return None
+
+    def _stop(self) -> list[str]:
+        """Stop every rank still running: kill their process groups on each host (TERM, KILL
+        after the grace period, wait until gone), then close the channels, which would make
+        each watchdog do the same if the explicit kill could not reach its host."""
+        t0 = time.monotonic()
+        live = self._live_hosts()
+        notes: list[str] = []
+
+        def one(i: int) -> None:
+            try:
+                r = self.runners[i].run(self.layout.kill(self.opts.grace), timeout=self.opts.grace + 10)
+                if not r.ok:
+                    notes.append(f"host {self.runners[i].name}: some processes did not stop (exit {r.exit_status})")
+            except DlcfnError as e:
+                notes.append(f"{e.message}; its processes stop by themselves when their SSH channel closes")
+
+        for_each(live, one)
+        for rank in self.ranks:
+            rank.remote.close()
+        deadline = time.monotonic() + 2.0
+        while any(not r.done for r in self.ranks) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if live:
+            self.timings["stop"] = time.monotonic() - t0
+        return notes
+
+    def _live_hosts(self) -> list[int]:
+        """Hosts that may still run a rank: all of them when the job stopped while starting."""
+        if len(self.ranks) < len(self.plan.processes):
+            return list(range(len(self.runners)))
+        index = {r.name: i for i, r in enumerate(self.runners)}
+        return sorted({index[r.host_name] for r in self.ranks if not r.done})
+
+    def _collect(self) -> Collected:
+        with self._phase("collect"):
+            live = [r for r in self.runners if _connected(r)]
+            return collect(live, self.layout, self.spec.results, self.results_dir)
+
+    # --- records --------------------------------------------------------------------------------
+
+    def _new_record(self) -> JobRecord:
+        record = JobRecord(
+            job_id=self.opts.job_id, name=self.spec.name, state=JobState.RUNNING, submitted_at=time.time() - sum(self.timings.values()),
+            results_dir=str(self.results_dir.resolve()), controller_pid=os.getpid(),
+            controller_started=process_start_time(os.getpid()), shared_dir=self.opts.shared_dir,
+            hosts=[h.target.to_dict() for i, h in enumerate(self.hosts) if self.plan.on_host(i)],
+        )
+        self.opts.store.save(record)
+        return record
+
+    def _finish(self, record: JobRecord, failure: Failure | None, collected: Collected, notes: list[str]) -> None:
+        state = failure.state if failure else JobState.SUCCEEDED
+        record.state, record.ended_at = state, time.time()
+        record.message = failure.message if failure else ""
+        record.processes = process_rows(self.ranks)
+        write_job_json(self.results_dir / "job.json", job_id=self.opts.job_id, state=state.value, message=record.message,
+                       spec=self.spec.to_dict(), plan=self.plan.to_dict(), timings=self.timings,
+                       processes=record.processes, results=collected.files, notes=notes + collected.notes)
+        self.opts.store.save(record)
+        print_summary(self.opts.echo, self.opts.job_id, state.value, self.timings, self.ranks, self.results_dir, collected)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = time.monotonic() - t0
+
+
+@contextmanager
+def _sigterm_raises(exc: type[BaseException]) -> Iterator[None]:
+    """While running, SIGTERM (from `dlcfn cancel`) unwinds like Ctrl-C, through the cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise exc()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _line_printer(echo: Echo, prefix: str) -> Callable[[bytes], None]:
+    pending = bytearray()
+
+    def feed(chunk: bytes) -> None:
+        pending.extend(chunk)
+        *lines, rest = bytes(pending).split(b"\n")
+        pending[:] = rest
+        for line in lines:
+            echo(prefix + line.decode(errors="replace"))
+
+    return feed
+
+
+def _connected(runner: SshRunner) -> bool:
+    try:
+        runner.transport()
+        return True
+    except DlcfnError:
+        return False
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
