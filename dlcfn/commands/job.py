@@ -43,7 +43,9 @@ def submit(job_file: Path, cluster: str | None, hosts_file: Path | None, ssh_key
     from dlcfn.spec.job import load_job
 
     spec = load_job(job_file)
-    if (cluster is None) == (hosts_file is None):
+    if cluster is not None and hosts_file is not None:
+        raise UserInputError("--cluster and --hosts both given; run on one of them")
+    if cluster is None and hosts_file is None:
         raise UserInputError("say where to run: --cluster NAME or --hosts FILE (with --ssh-key and --known-hosts)")
     if cluster is not None and (ssh_key or known_hosts):
         raise UserInputError("--ssh-key/--known-hosts go with --hosts; a cluster's keys come from its inventory")

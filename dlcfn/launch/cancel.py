@@ -31,7 +31,7 @@ def cancel_job(store: JobStore, job_id: str, echo: Callable[[str], None]) -> Job
     if controller_alive(record):
         os.kill(record.controller_pid, signal.SIGTERM)
         deadline = time.monotonic() + CONTROLLER_WAIT
-        while controller_alive(record) and time.monotonic() < deadline:
+        while controller_alive(record) and not store.load(job_id).state.finished and time.monotonic() < deadline:
             time.sleep(0.05)
         echo(f"job {job_id}: submit process {record.controller_pid} stopped its processes")
     leftovers = kill_remote(record)

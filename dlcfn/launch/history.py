@@ -90,8 +90,9 @@ class JobStore:
 
 
 def process_start_time(pid: int) -> str:
-    """/proc start time of `pid` (clock ticks since boot), '' when it is gone."""
+    """/proc start time of `pid` (clock ticks since boot), '' when it is gone or a zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return ""
+    return "" if fields[0] in ("Z", "X") else fields[19]

@@ -40,3 +40,21 @@ def run_submit(in_tmp_cwd: Path, dlcfn_home: Path) -> Callable[..., subprocess.C
                               cwd=in_tmp_cwd, env={**os.environ, "DLCFN_HOME": str(dlcfn_home)})
 
     return run
+
+
+@pytest.fixture
+def start_submit(in_tmp_cwd: Path, dlcfn_home: Path):  # type: ignore[no-untyped-def]
+    """Start `dlcfn submit` in the background (for signals); killed at teardown if still running."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(pool: SshHostPool, job: Path, *extra: str) -> subprocess.Popen[str]:
+        p = subprocess.Popen(submit_args(pool, job, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=in_tmp_cwd, env={**os.environ, "DLCFN_HOME": str(dlcfn_home)})
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.communicate(timeout=30)

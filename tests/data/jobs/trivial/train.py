@@ -1,4 +1,4 @@
-"""A stand-in training script for runner tests: behaves per DLCFN_TEST_MODE, no MXNet."""
+"""A stand-in training script for runner tests: behaves per TEST_MODE, no MXNet."""
 import os
 import signal
 import sys
@@ -6,7 +6,7 @@ import time
 
 role = os.environ["DMLC_ROLE"]
 rank = os.environ["DLCFN_RANK"]
-mode = os.environ.get("DLCFN_TEST_MODE", "ok")
+mode = os.environ.get("TEST_MODE", "ok")
 name = f"{role}-{rank}"
 print(f"hello from {name} on {os.environ.get('DMLC_NODE_HOST')}", flush=True)
 os.makedirs("out", exist_ok=True)
@@ -24,5 +24,5 @@ if role == "worker" and rank == "1":
 if mode in ("hang", "exit3", "selfkill") or (mode == "hang_worker" and role == "worker"):
     time.sleep(600)  # a rank that waits forever, like ps-lite peers of a dead rank
 if mode == "wait_file":
-    while not os.path.exists(os.environ["DLCFN_TEST_FILE"]):
+    while not os.path.exists(os.environ["TEST_FILE"]):
         time.sleep(0.05)
