@@ -20,12 +20,13 @@ HANG = {"num_workers": 2, "num_servers": 1, "timeout": 60, "env": {"TEST_MODE": 
 
 
 def ranks_of(job_pids: Callable[[str], list[int]], job_id: str) -> dict[str, int]:
-    """process name -> pid of the rank itself (its own session leader, unlike its watchdog)."""
+    """process name -> pid of the rank itself (not its watchdog, which runs `python -c`)."""
     out = {}
     for pid in job_pids(job_id):
         try:
             env = dict(kv.split(b"=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in kv)
-            if os.getsid(pid) == pid:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if argv[1:2] != [b"-c"]:
                 out[env[b"DLCFN_PROCESS"].decode()] = pid
         except (OSError, KeyError):
             continue
@@ -126,3 +127,14 @@ def test_cancel_from_another_process(ssh_pool_factory, write_job, start_submit, 
     assert "cancelled" in jobs.stdout
     logs = subprocess.run([sys.executable, "-m", "dlcfn", "logs", "cxl"], capture_output=True, text=True, env=env, timeout=30)
     assert "[worker-1] hello from worker-1" in logs.stdout
+
+
+def test_controller_sigkilled_leaves_nothing(ssh_pool_factory, write_job, start_submit, job_pids) -> None:  # type: ignore[no-untyped-def]
+    """No cleanup code runs in a SIGKILLed submit process: the ranks' lives are bound to their
+    SSH channels, so the remote watchdogs stop them when the connections drop."""
+    pool = ssh_pool_factory(2)
+    proc = start_submit(pool, write_job(**HANG), "--job-id", "ctlkill")
+    wait_for(lambda: len(ranks_of(job_pids, "ctlkill")) == 4, "4 ranks")
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_for(lambda: not job_pids("ctlkill"), "no process of the job left", timeout=10)
