@@ -46,18 +46,22 @@ class JobLayout:
         parts.append(f"tar -xzf - -C {self.work}" if unpack else "cat >/dev/null")
         parts.append("nproc")
         if probe_port:
-            parts.append(f"{shlex.quote(python)} -c {shlex.quote(FREE_PORT_PY)}")
+            parts.append(f"{shlex.quote(python)} -I -S -c {shlex.quote(FREE_PORT_PY)}")
         return " && ".join(parts)
 
     def setup(self, command: str) -> str:
         return f"cd {self.work} && {command}"
 
-    def rank(self, python: str, name: str, argv: list[str], grace: float) -> str:
-        """Start one rank under the watchdog, in the work dir; exec so that sshd's child is the
-        watchdog itself and the channel's stdin is its stdin."""
+    def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str]) -> str:
+        """One rank, opened early and held: the session waits for a "go" line on stdin carrying
+        the values of `late_env` (known only once the hosts are prepared: the scheduler's port,
+        the CPU count), so opening sessions overlaps with shipping. EOF instead of go: exit 97,
+        nothing started. Then the watchdog is exec'd (sshd's child is the watchdog itself and the
+        channel's stdin its stdin); -I -S: it needs only the standard library, start it fast."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
-        return f"cd {self.work} && exec {q(python)} -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
+        wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
+        return f"{wait}cd {self.work} && exec {q(python)} -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
 
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,

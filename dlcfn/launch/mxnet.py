@@ -35,6 +35,12 @@ def process_env(spec: JobSpec, plan: Plan, proc: Process, host_cpus: int | None)
     return env
 
 
+def late_env(spec: JobSpec) -> list[str]:
+    """Variables whose values are known only after the hosts are prepared (see JobLayout.rank)."""
+    late = ["DMLC_PS_ROOT_PORT"] if spec.kvstore.distributed else []
+    return late + ([] if "OMP_NUM_THREADS" in spec.env else ["OMP_NUM_THREADS"])
+
+
 def omp_threads(spec: JobSpec, plan: Plan, proc: Process, host_cpus: int | None) -> int:
     """`omp_threads` when set, else the host's CPUs shared by the job's compute processes on it
     (the scheduler only routes messages). Unset, OpenMP would start one thread per CPU in every

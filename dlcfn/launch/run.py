@@ -18,6 +18,7 @@ import queue
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,11 +108,15 @@ class JobRun:
 
     def _run_steps(self) -> Failure | None:
         with self._phase("ship"):
-            cpus = self._prepare()
+            # Rank sessions are opened while the hosts unpack: they wait for a go line.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                opening = pool.submit(self._open_ranks)
+                cpus = self._prepare()
+                opening.result()
         with self._phase("setup"):
             self._setup()
         with self._phase("start"):
-            self._start(cpus)
+            self._go(cpus)
         with self._phase("run"):
             return self._watch()
 
@@ -149,14 +154,14 @@ class JobRun:
 
         for_each(self.runners, one)
 
-    def _start(self, cpus: dict[int, int]) -> None:
-        argv = mxnet.command(self.spec)
+    def _open_ranks(self) -> None:
+        argv, late = mxnet.command(self.spec), mxnet.late_env(self.spec)
 
         def one(i: int) -> None:
             for proc in self.plan.on_host(i):
-                proc.env = mxnet.process_env(self.spec, self.plan, proc, cpus.get(i))
-                cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace)
-                remote = self.runners[i].start(cmd, env=proc.env)
+                env = mxnet.process_env(self.spec, self.plan, proc, None)
+                cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late)
+                remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
                 handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
                 with self._lock:
                     self.ranks.append(handle)
@@ -164,6 +169,14 @@ class JobRun:
 
         for_each(range(len(self.runners)), one)
         self.ranks.sort(key=lambda r: self.plan.processes.index(r.proc))
+
+    def _go(self, cpus: dict[int, int]) -> None:
+        """Release every waiting rank with the values only known now (port, CPU count)."""
+        late = mxnet.late_env(self.spec)
+        for rank in self.ranks:
+            rank.proc.env = mxnet.process_env(self.spec, self.plan, rank.proc, cpus.get(rank.proc.host))
+            rank.started_at = time.time()
+            rank.remote.send((" ".join(rank.proc.env[k] for k in late) or "go").encode() + b"\n")
 
     def _watch(self) -> Failure | None:
         deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None

@@ -2,7 +2,10 @@
 
 Each host is a stock `/usr/sbin/sshd` listening on its own 127.x.y.z address and high port, with
 its own ed25519 host key, its own config and a root directory that sessions see as
-`$DLCFN_NODE_ROOT` (server-side SetEnv), so hosts sharing one machine do not share job dirs.
+`$DLCFN_NODE_ROOT` and as `$HOME` (server-side SetEnv), so hosts sharing one machine do not
+share job dirs, and a session's shell starts like on a fresh node: it does not source the local
+user's ~/.bashrc (bash does that for every command run by sshd; here root's pyenv set-up cost
+~110 ms per command, more than the command itself).
 The pool owns one user key pair, a known_hosts file holding every host key, a hosts file and an
 ssh client config (for the `ssh` binary, e.g. MXNet's classic launcher).
 
@@ -204,8 +207,9 @@ PermitRootLogin prohibit-password
 # PAM opens a login session per connection: slow, and not needed for key-only logins.
 UsePAM no
 StrictModes yes
-# Sessions on this host keep their jobs under this directory instead of the shared $HOME.
-SetEnv DLCFN_NODE_ROOT={host.root}
+# Sessions on this host keep their files under this directory instead of the machine's shared
+# home (as on a separate node; bash then also skips the real home's ~/.bashrc).
+SetEnv DLCFN_NODE_ROOT={host.root} HOME={host.root}
 Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel INFO
 """

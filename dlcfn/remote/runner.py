@@ -33,6 +33,7 @@ class RunResult:
 class RemoteProcess(Protocol):
     """A started command: read its output until EOF, then its exit status."""
 
+    def send(self, data: bytes) -> None: ...  # to the command's stdin
     def read_stdout(self) -> bytes: ...  # b"" at EOF
     def read_stderr(self) -> bytes: ...  # b"" at EOF
     def wait(self) -> int: ...  # exit status, -1 when the connection was lost

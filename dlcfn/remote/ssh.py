@@ -221,6 +221,12 @@ class SshProcess:
         self._on_close = on_close
         self._closed = False
 
+    def send(self, data: bytes) -> None:
+        try:
+            self.chan.sendall(data)
+        except (OSError, EOFError):
+            pass  # the channel is gone: its reader reports the lost host
+
     def read_stdout(self) -> bytes:
         try:
             return self.chan.recv(65536)

@@ -20,13 +20,13 @@ HANG = {"num_workers": 2, "num_servers": 1, "timeout": 60, "env": {"TEST_MODE": 
 
 
 def ranks_of(job_pids: Callable[[str], list[int]], job_id: str) -> dict[str, int]:
-    """process name -> pid of the rank itself (not its watchdog, which runs `python -c`)."""
+    """process name -> pid of the rank itself (`python train.py`, not its watchdog `python -I -S -c`)."""
     out = {}
     for pid in job_pids(job_id):
         try:
             env = dict(kv.split(b"=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in kv)
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if argv[1:2] != [b"-c"]:
+            if argv[1:2] == [b"train.py"]:
                 out[env[b"DLCFN_PROCESS"].decode()] = pid
         except (OSError, KeyError):
             continue
