@@ -1,22 +1,39 @@
 """The remote side of a rank: a tiny supervisor that binds the rank's life to its SSH channel.
 
-Sent as the source of `python -c` (it imports nothing from dlcfn). It starts the rank in its own
-session (setsid: pgid == pid), records the pgid in `<ctl>/<name>.pgid` for `dlcfn cancel`,
-reports it on stderr, and kills the whole process group (TERM, then KILL after a grace period)
-when its stdin reaches EOF: the controller closed the channel, the link died, or this host's
-sshd was killed. When the rank exits by itself, stragglers left in its group are killed too.
+Sent as the source of `python -I -S -c` (it imports nothing from dlcfn, and only modules built
+into the interpreter so that it starts in a few ms). It forks the rank into its own session
+(setsid: pgid == pid), records the pgid in `<ctl>/<name>.pgid` for `dlcfn cancel`, reports it
+on stderr, and kills the whole process group (TERM, then KILL after a grace period) when its
+stdin reaches EOF: the controller closed the channel, the link died, or this host's sshd was
+killed. When the rank exits by itself, stragglers left in its group are killed too.
 
 Exit status: the rank's, or 128 + N when signal N killed it (reported on stderr as well).
 
-usage: python -c SRC CTL_DIR NAME GRACE_S ARGV...
+usage: python -I -S -c SRC CTL_DIR NAME GRACE_S ARGV...
 """
 
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
+
+
+class Wake(Exception):
+    """Raised by the signal handlers to break out of the blocking read of stdin."""
+
+
+STOP_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def reap(pid, box):
+    """Collect the rank's exit status once (box holds it): a zombie would still count as alive."""
+    if not box:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            box.append(status)
 
 
 def group_alive(pgid):
@@ -29,58 +46,80 @@ def group_alive(pgid):
         return True
 
 
-def kill_group(pgid, grace):
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not group_alive(pgid):
+def kill_group(pgid, grace, box):
+    """TERM the group, KILL it after `grace`; return once nothing of it is left."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
             return
-        time.sleep(0.02)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            reap(pgid, box)
+            if not group_alive(pgid):
+                return
+            time.sleep(0.01)
+
+
+def spawn(argv):
+    """fork + setsid + exec, stdin from /dev/null, stderr into stdout. The child has no Python
+    signal handlers (they are installed after the fork) and gets an empty signal mask."""
+    pid = os.fork()
+    if pid:
+        return pid
     try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        os.setsid()
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; a rank should not
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the mask survives exec: clear it
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(1, 2)
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        os.write(2, ("dlcfn-watchdog: cannot run %s: %s\n" % (argv[0], e)).encode())
+    os._exit(127)
 
 
 def main():
     ctl, name, grace, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wake(*_):
+        raise Wake()
+
+    # Hold the signals that end the wait until we are inside it: their handlers raise Wake,
+    # which must happen in the try below, not while the pgid is being recorded.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    pid = spawn(argv)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, wake)
     pgfile = os.path.join(ctl, name + ".pgid")
     with open(pgfile + ".tmp", "w") as f:
-        f.write(str(child.pid))
+        f.write(str(pid))
     os.replace(pgfile + ".tmp", pgfile)
-    sys.stderr.write("dlcfn-watchdog pgid=%d\n" % child.pid)
-    sys.stderr.flush()
-
-    def on_eof():
-        while True:
-            try:
-                if not os.read(0, 65536):
-                    break
-            except OSError:
-                break
-        kill_group(child.pid, grace)
-
-    threading.Thread(target=on_eof, daemon=True).start()
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, lambda *_: kill_group(child.pid, grace))
-    rc = child.wait()
-    kill_group(child.pid, grace)
+    os.write(2, b"dlcfn-watchdog pgid=%d\n" % pid)
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        while os.read(0, 65536):
+            pass
+    except (Wake, OSError):
+        pass  # the rank exited, or we were told to stop
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL if sig == signal.SIGCHLD else signal.SIG_IGN)
+    box = []
+    reap(pid, box)
+    kill_group(pid, grace, box)  # after EOF/stop: the rank; after its exit: its stragglers
+    rc = os.waitstatus_to_exitcode(box[0] if box else os.waitpid(pid, 0)[1])
     try:
         os.unlink(pgfile)
     except OSError:
         pass
     if rc < 0:
         try:
-            sys.stderr.write("dlcfn-watchdog signal=%d\n" % -rc)
-            sys.stderr.flush()
+            os.write(2, b"dlcfn-watchdog signal=%d\n" % -rc)
         except OSError:
             pass
-        sys.exit(128 - rc)
-    sys.exit(rc)
+        os._exit(128 - rc)
+    os._exit(rc)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,23 @@ def connect_all(targets: Sequence[SshTarget]) -> list[SshRunner]:
     """One connected runner per target, in order. On any failure every opened connection is
     closed and one error names every host that failed (the first error's type is kept, so a
     host-key problem stays a user-input error)."""
-    keys = {path: load_key(path) for path in {t.key_file for t in targets} | {t.jump.key_file for t in targets if t.jump}}
+    import paramiko
+
+    everything = [*targets, *{t.jump for t in targets if t.jump}]
+    keys = {path: load_key(path) for path in {t.key_file for t in everything if t}}
+    known = {path: paramiko.HostKeys(path) for path in {t.known_hosts for t in everything if t}}
+
+    def runner(t: SshTarget, jump: SshRunner | None = None) -> SshRunner:
+        return SshRunner(t, keys[t.key_file], jump=jump, host_keys=known[t.known_hosts])
+
     jumps: dict[SshTarget, SshRunner] = {}
     for t in targets:
         if t.jump is not None and t.jump not in jumps:
-            jumps[t.jump] = SshRunner(t.jump, keys[t.jump.key_file])
+            jumps[t.jump] = runner(t.jump)
     runners = []
     for t in targets:
         # A target that is itself the jump host reuses the jump's connection.
-        runners.append(jumps.get(t) or SshRunner(t, keys[t.key_file], jump=jumps.get(t.jump) if t.jump else None))
+        runners.append(jumps.get(t) or runner(t, jumps.get(t.jump) if t.jump else None))
     try:
         for_each(list(jumps.values()), lambda r: r.connect())
         for_each(runners, lambda r: r.connect())

@@ -75,6 +75,7 @@ class SshRunner:
     target: SshTarget
     pkey: "paramiko.PKey"
     jump: "SshRunner | None" = None
+    host_keys: "paramiko.HostKeys | None" = None  # parsed known_hosts, shared by a fan-out
     _conns: list[_Conn] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,8 +104,11 @@ class SshRunner:
         except (OSError, paramiko.SSHException) as e:
             raise HostUnreachable(f"host {t.name}: cannot connect to {t.host}:{t.port} ({_why(e)})") from e
         client = paramiko.SSHClient()
-        # Only the given known_hosts file: never the user's, never learn keys silently.
-        client.load_host_keys(t.known_hosts)
+        # Only the given known_hosts file: never the user's, never learn keys silently. Only this
+        # host's entries are handed over (parsing the whole file per connection costs O(hosts^2)).
+        known = self.host_keys if self.host_keys is not None else paramiko.HostKeys(t.known_hosts)
+        for key_type, key in (known.lookup(t.known_hosts_name) or {}).items():
+            client.get_host_keys().add(t.known_hosts_name, key_type, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(
