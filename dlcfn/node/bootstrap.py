@@ -59,6 +59,9 @@ class Config:
     wait_groups: list[str] = field(default_factory=list)  # Auto Scaling groups the master waits for
     min_workers: int = 1
     endpoint_url: str = ""  # a moto server, for the local cluster
+    # Set both to skip IMDS (the local cluster's hosts are not EC2 instances).
+    instance_id: str = ""
+    private_ip: str = ""
     root: str = "/"  # prefix of every path below
     hosts_file: str = "/opt/deeplearning/workers"
     etc_hosts: str = "/etc/hosts"
@@ -192,11 +195,21 @@ class Node:
     identity: Identity | None = None
     gpus: int = 0
     step: str = "start"
+    session: object = None  # boto3 Session, set once credentials resolve
+    clients: dict = field(default_factory=dict)
 
-    def client(self, service: str):  # -> botocore client
-        import boto3  # imported here so the module loads (and tests collect) fast
+    def client(self, service: str, session: object = None):  # -> botocore client
+        if session is not None:
+            return session.client(service, endpoint_url=self.config.endpoint_url or None)
+        if service not in self.clients:
+            self.clients[service] = self.session.client(service, endpoint_url=self.config.endpoint_url or None)
+        return self.clients[service]
 
-        return boto3.client(service, region_name=self.config.region, endpoint_url=self.config.endpoint_url or None)
+    def new_session(self) -> object:
+        import boto3  # imported here so `--help` and config errors need no boto3
+
+        # A fresh session resolves credentials again: boto3's default one would cache a miss.
+        return boto3.session.Session(region_name=self.config.region)
 
     def deadline(self, seconds: float) -> float:
         return self.seams.clock() + seconds
@@ -211,7 +224,7 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
     node = Node(config=config, seams=seams or Seams())
     try:
         node.step = "identity"
-        node.identity = node.seams.identity()
+        node.identity = identify(node)
         node.step = "credentials"
         wait_for_credentials(node)
         node.step = "efs mount"
@@ -232,6 +245,12 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
         return Result(role=role, ok=False, reason=reason)
     log.info("%s ready: %d members", role, len(members))
     return Result(role=role, ok=True, members=members, files=files)
+
+
+def identify(node: Node) -> Identity:
+    if node.config.instance_id and node.config.private_ip:
+        return Identity(node.config.instance_id, node.config.private_ip)
+    return node.seams.identity()
 
 
 def describe_failure(node: Node, error: Exception) -> str:
@@ -257,7 +276,9 @@ def wait_for_credentials(node: Node) -> None:
     deadline, delay, last = node.deadline(node.config.credentials_timeout_s), 1.0, "none yet"
     while True:
         try:
-            node.client("sts").get_caller_identity()
+            session = node.new_session()
+            node.client("sts", session).get_caller_identity()
+            node.session = session
             return
         except Exception as e:  # NoCredentialsError, ClientError, connection errors: all retried
             last = f"{type(e).__name__}: {e}"
