@@ -68,6 +68,7 @@ class Config:
     env_profile: str = "/etc/profile.d/dlcfn.sh"
     cluster_file: str = "/etc/dlcfn/cluster.json"
     efs_mount: str = "/efs"
+    identity_timeout_s: float = 120.0
     credentials_timeout_s: float = 300.0
     mount_attempts: int = 6
     mount_backoff_s: float = 5.0  # doubles after every failed attempt
@@ -125,16 +126,16 @@ class Result:
     files: list[Path] = field(default_factory=list)
 
 
-def imds_identity() -> Identity:
+def imds_identity(base: str = IMDS) -> Identity:
     """Instance id and private IP from IMDSv2 (session token first, as the template enforces)."""
     token_req = urllib.request.Request(
-        IMDS + "/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+        base + "/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
     )
     with urllib.request.urlopen(token_req, timeout=5) as resp:
         token = resp.read().decode()
 
     def get(item: str) -> str:
-        req = urllib.request.Request(f"{IMDS}/meta-data/{item}", headers={"X-aws-ec2-metadata-token": token})
+        req = urllib.request.Request(f"{base}/meta-data/{item}", headers={"X-aws-ec2-metadata-token": token})
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.read().decode().strip()
 
@@ -250,7 +251,9 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
 def identify(node: Node) -> Identity:
     if node.config.instance_id and node.config.private_ip:
         return Identity(node.config.instance_id, node.config.private_ip)
-    return node.seams.identity()
+    found = retry_until(node, node.config.identity_timeout_s, "no instance identity from IMDSv2", node.seams.identity)
+    assert isinstance(found, Identity)
+    return found
 
 
 def describe_failure(node: Node, error: Exception) -> str:
@@ -271,23 +274,29 @@ def send_signal(node: Node, status: str, reason: str, data: str = "") -> None:
             raise
 
 
-def wait_for_credentials(node: Node) -> None:
-    """The instance profile's credentials appear some seconds after boot: poll STS."""
-    deadline, delay, last = node.deadline(node.config.credentials_timeout_s), 1.0, "none yet"
+def retry_until(node: Node, seconds: float, failure: str, attempt: Callable[[], object]) -> object:
+    """Call `attempt` with backoff until it returns; after `seconds`, fail with its last error."""
+    deadline, delay, last = node.deadline(seconds), 1.0, "no attempt finished"
     while True:
         try:
-            session = node.new_session()
-            node.client("sts", session).get_caller_identity()
-            node.session = session
-            return
-        except Exception as e:  # NoCredentialsError, ClientError, connection errors: all retried
+            return attempt()
+        except Exception as e:  # every error is retried; the last one goes into the reason
             last = f"{type(e).__name__}: {e}"
         if node.left(deadline) <= 0:
-            raise BootstrapFailure(
-                f"no instance-role credentials after {node.config.credentials_timeout_s:.0f} s ({last})"
-            )
+            raise BootstrapFailure(f"{failure} after {seconds:.0f} s ({last})")
         node.seams.sleep(min(delay, max(node.left(deadline), 0.0)))
         delay = min(delay * 2, 30.0)
+
+
+def wait_for_credentials(node: Node) -> None:
+    """The instance profile's credentials appear some seconds after boot: poll STS."""
+
+    def attempt() -> object:
+        session = node.new_session()
+        node.client("sts", session).get_caller_identity()
+        return session
+
+    node.session = retry_until(node, node.config.credentials_timeout_s, "no instance-role credentials", attempt)
 
 
 def mount_with_retries(node: Node) -> None:

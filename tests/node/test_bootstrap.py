@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,57 @@ def test_bootstrap_is_a_self_contained_script(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-I", str(copy), "--role", "worker", "--config", str(bad)],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 1 and "unknown keys no_such_key" in out.stderr
+
+
+class FakeImds(BaseHTTPRequestHandler):
+    """IMDSv2 as EC2 serves it: a PUT for a token, then GETs that must carry it (401 without)."""
+
+    token = "tok-123"
+
+    def do_PUT(self) -> None:  # noqa: N802
+        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+        self.reply(200 if ok else 400, self.token if ok else "")
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.headers.get("X-aws-ec2-metadata-token") != self.token:
+            return self.reply(401, "")
+        items = {"/latest/meta-data/instance-id": "i-0abc", "/latest/meta-data/local-ipv4": "10.0.1.7"}
+        return self.reply(200 if self.path in items else 404, items.get(self.path, ""))
+
+    def reply(self, status: int, text: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_identity_comes_from_imdsv2() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeImds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/latest"
+        assert bootstrap.imds_identity(base) == Identity("i-0abc", "10.0.1.7")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_identity_is_retried_until_imds_answers(harness: Harness) -> None:
+    calls = []
+
+    def flaky_identity() -> Identity:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("connection refused")
+        return Identity(harness.cluster.master_id, harness.cluster.master_ip)
+
+    seams = harness.seams(harness.cluster.master_id, harness.cluster.master_ip, 0)
+    seams.identity = flaky_identity
+    result = bootstrap.run_bootstrap(harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=1), seams)
+    assert len(calls) == 3 and harness.recorder.sleeps[:2] == [1.0, 2.0]
+    assert "step discovery" in result.reason  # it got past identity, then had no asg-ready

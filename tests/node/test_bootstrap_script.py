@@ -1,0 +1,111 @@
+"""bootstrap.py as UserData runs it: the file alone, as processes (`python3 -I bootstrap.py
+--role R --config F`), against a moto server on 127.0.0.1, with the ASG-monitor handler
+pointed at the same server. This is the path the embedded local cluster takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from dlcfn.node import asg_monitor, bootstrap, events
+from dlcfn.node.events import SignalReceiver
+
+from conftest import REGION, make_cluster
+
+SCRIPT = Path(bootstrap.__file__)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=10).close()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": url,  # boto3 clients in this process, the handler's too
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:  # a failed assertion must not leave a bootstrap polling a dead server
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def start(processes: list[subprocess.Popen], tmp: Path, name: str, role: str, config: dict) -> subprocess.Popen:
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps({**config, "root": str(tmp / name)}))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # the config names the endpoint
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(SCRIPT), "--role", role, "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp,
+    )
+    processes.append(proc)
+    return proc
+
+
+def test_processes_form_a_cluster(moto_server: str, receiver: SignalReceiver, processes, tmp_path: Path, monkeypatch) -> None:
+    cluster = make_cluster(workers=2)
+    monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
+    monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
+    monkeypatch.setenv("MIN_WORKERS", "2")
+    common = {
+        "region": REGION, "stack_name": cluster.stack_name, "endpoint_url": moto_server,
+        "master_queue_url": cluster.master_queue_url, "worker_queue_url": cluster.worker_queue_url,
+        "wait_handle_url": receiver.url, "poll_wait_s": 1, "discovery_timeout_s": 60,
+    }
+    workers = [
+        start(processes, tmp_path, f"worker-{n}", "worker",
+              {**common, "instance_id": iid, "private_ip": cluster.private_ip(iid)})
+        for n, iid in enumerate(cluster.worker_ids(), start=1)
+    ]
+    for event in events.group_launch_events(cluster.client("autoscaling"), cluster.group):
+        asg_monitor.handler(event, None)
+    master = start(processes, tmp_path, "master", "master", {
+        **common, "instance_id": cluster.master_id, "private_ip": cluster.master_ip,
+        "wait_groups": [cluster.group], "min_workers": 2,
+    })
+
+    for proc in [master, *workers]:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+    [signal] = receiver.signals
+    assert signal.body["Status"] == "SUCCESS" and signal.body["UniqueId"] == cluster.master_id
+    hosts = (tmp_path / "worker-2/opt/deeplearning/workers").read_text()
+    # No nvidia-smi here: each node counts 0 GPUs and still gets one slot.
+    assert hosts == "dlcfn-master slots=1\ndlcfn-worker-1 slots=1\ndlcfn-worker-2 slots=1\n"
+    assert (tmp_path / "master/etc/hosts").read_text() == (tmp_path / "worker-1/etc/hosts").read_text()
+
+
+def test_failed_process_signals_and_exits_3(moto_server: str, receiver: SignalReceiver, processes, tmp_path: Path) -> None:
+    cluster = make_cluster(workers=1)
+    proc = start(processes, tmp_path, "master", "master", {
+        "region": REGION, "endpoint_url": moto_server, "instance_id": cluster.master_id,
+        "private_ip": cluster.master_ip, "master_queue_url": cluster.master_queue_url,
+        "worker_queue_url": cluster.worker_queue_url, "wait_handle_url": receiver.url,
+        "wait_groups": [cluster.group], "poll_wait_s": 1, "discovery_timeout_s": 2,
+    })
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == bootstrap.EXIT_SIGNALLED, out
+    [signal] = receiver.signals
+    assert signal.body["Status"] == "FAILURE" and f"no asg-ready for group {cluster.group}" in signal.body["Reason"]
+    assert signal.body["Reason"] in out  # the node's log says the same as the stack event
