@@ -46,7 +46,9 @@ class JobLayout:
         parts.append(f"tar -xzf - -C {self.work}" if unpack else "cat >/dev/null")
         parts.append("nproc")
         if probe_port:
-            parts.append(f"{shlex.quote(python)} -I -S -c {shlex.quote(FREE_PORT_PY)}")
+            # The job's interpreter, or python3 when the job's is not Python (a shell script job).
+            probe = f"-I -S -c {shlex.quote(FREE_PORT_PY)}"
+            parts.append(f"{{ {shlex.quote(python)} {probe} 2>/dev/null || python3 {probe}; }}")
         return " && ".join(parts)
 
     def setup(self, command: str) -> str:
@@ -57,11 +59,13 @@ class JobLayout:
         the values of `late_env` (known only once the hosts are prepared: the scheduler's port,
         the CPU count), so opening sessions overlaps with shipping. EOF instead of go: exit 97,
         nothing started. Then the watchdog is exec'd (sshd's child is the watchdog itself and the
-        channel's stdin its stdin); -I -S: it needs only the standard library, start it fast."""
+        channel's stdin its stdin). It runs on the host's python3 (the job's interpreter when
+        there is none) with -I -S: it needs only built-in modules, so it starts in a few ms."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
-        return f"{wait}cd {self.work} && exec {q(python)} -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
+        py = f"W=python3; command -v python3 >/dev/null || W={q(python)}; "
+        return f"{wait}{py}cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
 
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,

@@ -1,11 +1,13 @@
 """The remote side of a rank: a tiny supervisor that binds the rank's life to its SSH channel.
 
-Sent as the source of `python -I -S -c` (it imports nothing from dlcfn, and only modules built
-into the interpreter so that it starts in a few ms). It forks the rank into its own session
-(setsid: pgid == pid), records the pgid in `<ctl>/<name>.pgid` for `dlcfn cancel`, reports it
-on stderr, and kills the whole process group (TERM, then KILL after a grace period) when its
-stdin reaches EOF: the controller closed the channel, the link died, or this host's sshd was
-killed. When the rank exits by itself, stragglers left in its group are killed too.
+Sent as the source of `python -I -S -c` (it imports nothing from dlcfn, and only small standard
+modules so that it starts in a few ms). It forks the rank into its own session (setsid:
+pgid == pid), records the pgid in `<ctl>/<name>.pgid` for `dlcfn cancel`, reports it on stderr,
+and kills the whole process group (TERM, then KILL after a grace period) when its stdin reaches
+EOF: the controller closed the channel, the link died, or this host's sshd was killed. When the
+rank exits by itself, stragglers left in its group are killed too. It is the child subreaper of
+the rank's processes, so it reaps orphans at once: a zombie would count as "still running" until
+some init got round to it.
 
 Exit status: the rank's, or 128 + N when signal N killed it (reported on stderr as well).
 
@@ -19,21 +21,32 @@ import time
 
 
 class Wake(Exception):
-    """Raised by the signal handlers to break out of the blocking read of stdin."""
+    """Raised by the signal handlers (with the signal number) to break out of the read of stdin."""
 
 
 STOP_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def reap(pid, box):
-    """Collect the rank's exit status once (box holds it): a zombie would still count as alive."""
-    if not box:
+    """Reap every exited child (the rank, orphans of its group); box gets the rank's status."""
+    while True:
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
-        if done:
+        if not done:
+            return
+        if done == pid:
             box.append(status)
+
+
+def become_subreaper():
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER (Linux)
+    except (ImportError, OSError, AttributeError):
+        pass  # not Linux: orphans go to init, as without a watchdog
 
 
 def group_alive(pgid):
@@ -80,14 +93,32 @@ def spawn(argv):
     os._exit(127)
 
 
+def wait_for_end(pid, box):
+    """Block until stdin EOF, a stop signal, or the rank's exit (then box holds its status)."""
+    while not box:
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            while os.read(0, 65536):
+                pass
+            return  # EOF: the channel is gone
+        except Wake as w:
+            if w.args[0] != signal.SIGCHLD:
+                return  # told to stop
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            reap(pid, box)  # an orphan's exit only: keep waiting
+        except OSError:
+            return
+
+
 def main():
     ctl, name, grace, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
 
-    def wake(*_):
-        raise Wake()
+    def wake(signum, _frame):
+        raise Wake(signum)
 
+    become_subreaper()
     # Hold the signals that end the wait until we are inside it: their handlers raise Wake,
-    # which must happen in the try below, not while the pgid is being recorded.
+    # which must happen in wait_for_end, not while the pgid is being recorded.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = spawn(argv)
     for sig in STOP_SIGNALS:
@@ -97,18 +128,20 @@ def main():
         f.write(str(pid))
     os.replace(pgfile + ".tmp", pgfile)
     os.write(2, b"dlcfn-watchdog pgid=%d\n" % pid)
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        while os.read(0, 65536):
-            pass
-    except (Wake, OSError):
-        pass  # the rank exited, or we were told to stop
+    box = []
+    wait_for_end(pid, box)
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL if sig == signal.SIGCHLD else signal.SIG_IGN)
-    box = []
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     reap(pid, box)
     kill_group(pid, grace, box)  # after EOF/stop: the rank; after its exit: its stragglers
-    rc = os.waitstatus_to_exitcode(box[0] if box else os.waitpid(pid, 0)[1])
+    if not box:  # the rank left its group (setsid/setpgid): it still dies with the job
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        box.append(os.waitpid(pid, 0)[1])
+    rc = os.waitstatus_to_exitcode(box[0])
     try:
         os.unlink(pgfile)
     except OSError:
