@@ -33,8 +33,8 @@ from typing import Callable
 
 MASTER = "master"
 WORKER = "worker"
-HOSTS_BEGIN = "# BEGIN dlcfn cluster (rewritten by dlcfn bootstrap)"
-HOSTS_END = "# END dlcfn cluster"
+BLOCK_BEGIN = "# BEGIN dlcfn cluster (rewritten by dlcfn bootstrap)"
+BLOCK_END = "# END dlcfn cluster"
 IMDS = "http://169.254.169.254/latest"
 # nfs4 options AWS recommends for EFS; nfs-common/nfs-utils ship on both DLAMI families,
 # amazon-efs-utils does not.
@@ -65,6 +65,7 @@ class Config:
     root: str = "/"  # prefix of every path below
     hosts_file: str = "/opt/deeplearning/workers"
     etc_hosts: str = "/etc/hosts"
+    fstab: str = "/etc/fstab"
     env_profile: str = "/etc/profile.d/dlcfn.sh"
     cluster_file: str = "/etc/dlcfn/cluster.json"
     efs_mount: str = "/efs"
@@ -435,10 +436,12 @@ def write_cluster_files(node: Node, members: list[Member]) -> list[Path]:
     me = next(m for m in members if m.instance_id == node.identity.instance_id)
     files = {
         cfg.path("hosts_file"): render_hosts_file(members),
-        cfg.path("etc_hosts"): render_etc_hosts(read_text(cfg.path("etc_hosts")), members),
+        cfg.path("etc_hosts"): replace_block(read_text(cfg.path("etc_hosts")), etc_hosts_lines(members)),
         cfg.path("cluster_file"): render_cluster_file(cfg, members),
         cfg.path("env_profile"): render_env_profile(cfg, me, members),
     }
+    if cfg.file_system_id:  # so a reboot mounts EFS again (UserData runs on the first boot only)
+        files[cfg.path("fstab")] = replace_block(read_text(cfg.path("fstab")), fstab_lines(cfg))
     for path, text in files.items():
         write_atomically(path, text)
     return list(files)
@@ -449,18 +452,27 @@ def render_hosts_file(members: list[Member]) -> str:
     return "".join(f"{m.host} slots={max(m.gpus, 1)}\n" for m in members)
 
 
-def render_etc_hosts(existing: str, members: list[Member]) -> str:
-    """Replace our block (or add it once); every other line stays as it was."""
+def replace_block(existing: str, lines: list[str]) -> str:
+    """Replace our marked block of a system file (or add it once); other lines stay as they were."""
     kept, inside = [], False
     for line in existing.splitlines():
-        if line == HOSTS_BEGIN:
+        if line == BLOCK_BEGIN:
             inside = True
-        elif line == HOSTS_END:
+        elif line == BLOCK_END:
             inside = False
         elif not inside:
             kept.append(line)
-    block = [HOSTS_BEGIN, *(f"{m.private_ip} {m.host} {m.classic_host}" for m in members), HOSTS_END]
-    return "\n".join([*kept, *block]) + "\n"
+    return "\n".join([*kept, BLOCK_BEGIN, *lines, BLOCK_END]) + "\n"
+
+
+def etc_hosts_lines(members: list[Member]) -> list[str]:
+    return [f"{m.private_ip} {m.host} {m.classic_host}" for m in members]
+
+
+def fstab_lines(cfg: Config) -> list[str]:
+    # nofail: a reboot with EFS unreachable still boots; _netdev: mount after the network is up.
+    source = f"{cfg.file_system_id}.efs.{cfg.region}.amazonaws.com:/"
+    return [f"{source} {cfg.path('efs_mount')} nfs4 {NFS_OPTIONS},_netdev,nofail 0 0"]
 
 
 def render_cluster_file(cfg: Config, members: list[Member]) -> str:

@@ -125,8 +125,8 @@ def test_master_and_two_workers_write_the_cluster_files(harness: Harness) -> Non
     hosts = (tmp / "master/opt/deeplearning/workers").read_text()
     assert hosts == "dlcfn-master slots=8\ndlcfn-worker-1 slots=4\ndlcfn-worker-2 slots=4\n"
     assert (tmp / "master/etc/hosts").read_text() == ETC_HOSTS_BEFORE + (
-        f"{bootstrap.HOSTS_BEGIN}\n{cluster.master_ip} dlcfn-master deeplearning-master\n"
-        f"{ip1} dlcfn-worker-1 deeplearning-worker1\n{ip2} dlcfn-worker-2 deeplearning-worker2\n{bootstrap.HOSTS_END}\n"
+        f"{bootstrap.BLOCK_BEGIN}\n{cluster.master_ip} dlcfn-master deeplearning-master\n"
+        f"{ip1} dlcfn-worker-1 deeplearning-worker1\n{ip2} dlcfn-worker-2 deeplearning-worker2\n{bootstrap.BLOCK_END}\n"
     )
     members = json.loads((tmp / "master/etc/dlcfn/cluster.json").read_text())["members"]
     assert [(m["name"], m["instance_id"], m["gpus"]) for m in members] == [
@@ -148,6 +148,11 @@ def test_master_and_two_workers_write_the_cluster_files(harness: Harness) -> Non
     assert worker_env["DEEPLEARNING_WORKER_GPU_COUNT"] == "4"
 
     assert sorted(m[0] for m in harness.recorder.mounts) == [FS_ID] * 3
+    fstab = (tmp / "worker-1/etc/fstab").read_text().splitlines()
+    assert fstab[1:] == [
+        f"{FS_ID}.efs.{REGION}.amazonaws.com:/ {tmp}/worker-1/efs nfs4 {bootstrap.NFS_OPTIONS},_netdev,nofail 0 0",
+        bootstrap.BLOCK_END,
+    ]
     [signal] = harness.receiver.signals
     assert signal.body["Status"] == "SUCCESS" and signal.body["UniqueId"] == cluster.master_id
     assert json.loads(signal.body["Data"]) == {"master": cluster.master_ip, "workers": 2, "gpus": 16}
@@ -160,7 +165,8 @@ def test_second_run_produces_identical_files(harness: Harness) -> None:
     master, workers = harness.run_cluster()
     assert master.ok and all(w.ok for w in workers)
     assert harness.snapshot() == before
-    assert (harness.tmp / "master/etc/hosts").read_text().count(bootstrap.HOSTS_BEGIN) == 1
+    for name in ("etc/hosts", "etc/fstab"):
+        assert (harness.tmp / "master" / name).read_text().count(bootstrap.BLOCK_BEGIN) == 1
 
 
 def test_missing_asg_ready_fails_with_a_reason(harness: Harness) -> None:
@@ -234,6 +240,7 @@ def test_no_file_system_skips_the_mount_and_leaves_efs_empty(harness: Harness) -
         assert all(f.result(timeout=120).ok for f in futures)
     assert master.ok and harness.recorder.mounts == []
     assert sourced_env(harness.tmp / "master/etc/profile.d/dlcfn.sh")["EFS_MOUNT"] == ""
+    assert not (harness.tmp / "master/etc/fstab").exists()
 
 
 def test_gpu_count_comes_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
