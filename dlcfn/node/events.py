@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -138,10 +138,28 @@ def terminate(group: str, instance_id: str, az: str, subnet: str, origin: Origin
 
 def group_launch_events(autoscaling: Any, group: str, origin: Origin | None = None) -> list[dict[str, Any]]:
     """One launch event per instance the group has now (what SNS would have delivered)."""
-    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
-    if not found:
-        return []
-    return [launch(group, i["InstanceId"], i.get("AvailabilityZone", ""), "", origin) for i in found[0]["Instances"]]
+    return GroupWatcher(group, origin or Origin()).poll(autoscaling)
+
+
+@dataclass
+class GroupWatcher:
+    """Turns changes of a group's instance list into the notifications Auto Scaling would send.
+
+    `poll` compares the group with what the last poll saw: a launch event per new instance, a
+    terminate event per instance gone. The local cluster polls moto and feeds the handler.
+    """
+
+    group: str
+    origin: Origin
+    seen: dict[str, str] = field(default_factory=dict)  # instance id -> availability zone
+
+    def poll(self, autoscaling: Any) -> list[dict[str, Any]]:
+        found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])["AutoScalingGroups"]
+        now = {i["InstanceId"]: i.get("AvailabilityZone", "") for i in (found[0]["Instances"] if found else [])}
+        out = [terminate(self.group, iid, az, "", self.origin) for iid, az in sorted(self.seen.items()) if iid not in now]
+        out += [launch(self.group, iid, az, "", self.origin) for iid, az in sorted(now.items()) if iid not in self.seen]
+        self.seen = now
+        return out
 
 
 @dataclass(frozen=True)
