@@ -88,3 +88,15 @@ def test_rendering_is_deterministic() -> None:
 def test_unknown_role_is_refused() -> None:
     with pytest.raises(ValueError, match="role must be one of master, worker"):
         userdata.render_userdata("head")
+
+
+def test_shell_fallback_signals_failure_when_python_cannot_run(receiver) -> None:
+    """The script's own `fail` (used when no Python with boto3 runs) PUTs a valid FAILURE signal."""
+    script = substitute(userdata.render_userdata("worker"), {**PSEUDO, **SAMPLE, "WaitHandleUrl": receiver.url})
+    fail = re.search(r"^fail\(\) \{\n.*?^\}\n", script, re.S | re.M).group(0)
+    snippet = f"ROLE=worker\nHANDLE_URL='{receiver.url}'\n{fail}fail \"no python3 with boto3 on this AMI\"\n"
+    result = subprocess.run(["bash", "-c", snippet], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    [signal] = receiver.wait_for(1, timeout=10)
+    assert signal.content_type is None  # curl -H 'Content-Type:' sends none, as the presigned URL needs
+    assert signal.body["Status"] == "FAILURE" and "(worker): no python3 with boto3 on this AMI" in signal.body["Reason"]
