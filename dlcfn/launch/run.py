@@ -2,10 +2,14 @@
 everything, bring the results home, and record what happened.
 
 The pipeline, one step per method:
-  connect  every host in parallel (the jump host first), connections kept for the whole job
-  prepare  one round trip per host: job dirs, unpack the workdir, CPU count, scheduler port
-  setup    the spec's setup commands, once per host, in parallel across hosts
-  start    every rank under the remote watchdog (its own process group, bound to its channel)
+  connect  every host in parallel (the jump host first), connections kept for the whole job;
+           all host keys are checked before anything is shipped anywhere
+  start    per host, pipelined (no host waits for the others):
+           prepare  one round trip: job dirs, unpack the workdir, CPU count, scheduler port
+           setup    the spec's setup commands
+           open     one session per rank, waiting for a go line
+           go       release the ranks (each under the remote watchdog: its own process group,
+                    bound to its channel) once host 0's scheduler port is known
   watch    prefixed live output; the first non-zero exit, lost host or timeout ends the job
   stop     TERM then KILL every rank's process group on every host, then close the channels
   collect  result globs from every host, job.json, the history record, a summary
@@ -32,7 +36,7 @@ from dlcfn.launch.layout import JobLayout
 from dlcfn.launch.plan import HostSlot, Plan, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
-from dlcfn.remote.fanout import close_all, connect_all, for_each
+from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, for_each
 from dlcfn.remote.ssh import SshRunner
 from dlcfn.remote.transfer import pack_dir
 from dlcfn.spec.job import JobSpec
@@ -107,74 +111,94 @@ class JobRun:
             raise err(failure.message, detail=failure.detail + notes)
 
     def _run_steps(self) -> Failure | None:
-        with self._phase("ship"):
-            # Rank sessions are opened while the hosts unpack: they wait for a go line.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                opening = pool.submit(self._open_ranks)
-                cpus = self._prepare()
-                opening.result()
-        with self._phase("setup"):
-            self._setup()
         with self._phase("start"):
-            self._go(cpus)
+            self._bring_up()
         with self._phase("run"):
             return self._watch()
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _prepare(self) -> dict[int, int]:
+    def _bring_up(self) -> None:
+        """Per host, as soon as it can: unpack + probe, setup, open its rank sessions, release
+        them once the scheduler's port (probed on host 0) is known. Hosts do not wait for each
+        other, so a fast host does not idle behind a slow one; the first error stops them all."""
         archive = pack_dir(self.spec.workdir)
+        port_known, abort = threading.Event(), threading.Event()
+        if not self.spec.kvstore.distributed:
+            port_known.set()
+        errors: list[DlcfnError] = []
 
-        def one(i: int) -> tuple[int, list[str]]:
-            unpack = not self.layout.shared_dir or i == 0
-            cmd = self.layout.prepare(self.spec.python, unpack=unpack, probe_port=(i == 0))
-            r = self.runners[i].run(cmd, stdin=archive if unpack else b"", timeout=300)
+        def host(i: int) -> None:
+            try:
+                cpus = self._prepare_host(i, archive)
+                if i == 0:
+                    port_known.set()
+                for step in (self._setup_host, self._open_host):
+                    if abort.is_set():
+                        return
+                    step(i)
+                while not port_known.wait(0.05):
+                    if abort.is_set():
+                        return
+                if not abort.is_set():
+                    self._go_host(i, cpus)
+            except DlcfnError as e:
+                errors.append(e)
+                abort.set()
+
+        pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(self.runners)))
+        try:
+            list(pool.map(host, range(len(self.runners))))
+        except BaseException:
+            abort.set()  # Ctrl-C/cancel: the hosts' threads stop at their next step
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            self.ranks.sort(key=lambda r: self.plan.processes.index(r.proc))
+        if errors:
+            raise errors[0]
+
+    def _prepare_host(self, i: int, archive: bytes) -> int:
+        """Job dirs, the workdir unpacked (once on a shared file system), the CPU count and, on
+        host 0, a free port for the scheduler: one round trip."""
+        unpack = not self.layout.shared_dir or i == 0
+        cmd = self.layout.prepare(self.spec.python, unpack=unpack, probe_port=(i == 0))
+        r = self.runners[i].run(cmd, stdin=archive if unpack else b"", timeout=300)
+        out = r.stdout.decode().split()
+        if not r.ok or len(out) < (2 if i == 0 else 1):
+            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {r.exit_status})", detail=r.tail())
+        if i == 0 and self.spec.kvstore.distributed:
+            self.plan.root_port = int(out[1])
+        return int(out[0])
+
+    def _setup_host(self, i: int) -> None:
+        runner = self.runners[i]
+        env = {**self.spec.env, "DLCFN_JOB_ID": self.opts.job_id}
+        for command in self.spec.setup:
+            echo = _line_printer(self.opts.echo, f"[setup@{runner.name}] ")
+            r = runner.run(self.layout.setup(command), env=env, timeout=self.spec.timeout or None, stream=echo)
             if not r.ok:
-                raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {r.exit_status})", detail=r.tail())
-            return i, r.stdout.decode().split()
+                raise DlcfnError(f"setup command {command!r} failed on host {runner.name} with exit {r.exit_status}", detail=r.tail())
 
-        cpus = {}
-        for i, out in for_each(range(len(self.runners)), one):  # type: ignore[misc]
-            cpus[i] = int(out[0])
-            if i == 0 and self.spec.kvstore.distributed:
-                self.plan.root_port = int(out[1])
-        return cpus
-
-    def _setup(self) -> None:
-        if not self.spec.setup:
-            return
-
-        def one(runner: SshRunner) -> None:
-            env = {**self.spec.env, "DLCFN_JOB_ID": self.opts.job_id}
-            for command in self.spec.setup:
-                echo = _line_printer(self.opts.echo, f"[setup@{runner.name}] ")
-                r = runner.run(self.layout.setup(command), env=env, timeout=self.spec.timeout or None, stream=echo)
-                if not r.ok:
-                    raise DlcfnError(f"setup command {command!r} failed on host {runner.name} with exit {r.exit_status}", detail=r.tail())
-
-        for_each(self.runners, one)
-
-    def _open_ranks(self) -> None:
+    def _open_host(self, i: int) -> None:
+        """Open the sessions of host i's ranks; each waits for its go line (JobLayout.rank)."""
         argv, late = mxnet.command(self.spec), mxnet.late_env(self.spec)
+        for proc in self.plan.on_host(i):
+            env = mxnet.process_env(self.spec, self.plan, proc, None)
+            cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late)
+            remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
+            handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
+            with self._lock:
+                self.ranks.append(handle)
+            watch(handle, self.events)
 
-        def one(i: int) -> None:
-            for proc in self.plan.on_host(i):
-                env = mxnet.process_env(self.spec, self.plan, proc, None)
-                cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late)
-                remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
-                handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
-                with self._lock:
-                    self.ranks.append(handle)
-                watch(handle, self.events)
-
-        for_each(range(len(self.runners)), one)
-        self.ranks.sort(key=lambda r: self.plan.processes.index(r.proc))
-
-    def _go(self, cpus: dict[int, int]) -> None:
-        """Release every waiting rank with the values only known now (port, CPU count)."""
+    def _go_host(self, i: int, cpus: int) -> None:
+        """Release host i's waiting ranks with the values only known now (port, CPU count)."""
         late = mxnet.late_env(self.spec)
-        for rank in self.ranks:
-            rank.proc.env = mxnet.process_env(self.spec, self.plan, rank.proc, cpus.get(rank.proc.host))
+        with self._lock:
+            mine = [r for r in self.ranks if r.proc.host == i]
+        for rank in mine:
+            rank.proc.env = mxnet.process_env(self.spec, self.plan, rank.proc, cpus)
             rank.started_at = time.time()
             rank.remote.send((" ".join(rank.proc.env[k] for k in late) or "go").encode() + b"\n")
 
