@@ -120,6 +120,28 @@ def test_the_good_input_of_the_table_does_run(pool: SshHostPool, tmp_path: Path,
     out = capsys.readouterr()
     assert info.value.code == 0, out.err
     assert "job good: succeeded" in out.out and (in_tmp_cwd / "results" / "good" / "job.json").exists()
+    # history and logs of the finished job
+    with pytest.raises(SystemExit) as info:
+        main(["jobs"])
+    listing = capsys.readouterr().out
+    assert info.value.code == 0 and "good" in listing and "succeeded" in listing
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    with pytest.raises(SystemExit):
+        main(["logs", "good"])
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted(
+        [f"[{n}] hi" for n in ("scheduler-0", "server-0", "server-1", "worker-0", "worker-1")])
+    with pytest.raises(SystemExit) as info:
+        main(["logs", "good", "worker-1"])
+    assert info.value.code == 0 and capsys.readouterr().out == "hi\n"
+    with pytest.raises(SystemExit) as info:
+        main(["logs", "good", "wroker-1"])
+    assert info.value.code == 2 and "did you mean 'worker-1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["cancel", "good"])
+    assert info.value.code == 2 and "already ended (succeeded); nothing to cancel" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["logs", "god"])
+    assert info.value.code == 2 and "no job 'god' (did you mean 'good'?)" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(pool: SshHostPool, tmp_path: Path, dlcfn_home: Path, in_tmp_cwd: Path,

@@ -58,3 +58,12 @@ def start_submit(in_tmp_cwd: Path, dlcfn_home: Path):  # type: ignore[no-untyped
         if p.poll() is None:
             p.kill()
         p.communicate(timeout=30)
+
+
+@pytest.fixture
+def run_submit_cluster(in_tmp_cwd: Path, dlcfn_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(job: Path, cluster: str, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dlcfn", "submit", str(job), "--cluster", cluster, *extra], capture_output=True,
+                              text=True, timeout=timeout, cwd=in_tmp_cwd, env={**os.environ, "DLCFN_HOME": str(dlcfn_home)})
+
+    return run

@@ -1,0 +1,55 @@
+"""`submit --cluster NAME`: hosts from the cluster's inventory, workers reached through the master
+(jump host), and a shared file system that gets the code once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcfn.inventory import ClusterState, Node, save_state
+
+pytestmark = pytest.mark.slow
+
+
+def write_state(pool, home: Path, shared_dir: str = "") -> None:  # type: ignore[no-untyped-def]
+    master, *workers = pool.hosts
+    nodes = [Node("master", "master", "i-0", state="running", private_ip=master.address, public_ip=master.address, ssh_port=master.port)]
+    nodes += [Node("worker", f"worker-{i}", f"i-{i}", state="running", private_ip=h.address, ssh_port=h.port)
+              for i, h in enumerate(workers, 1)]
+    nodes.append(Node("worker", "worker-9", "i-9", state="terminated", private_ip="127.0.0.9", ssh_port=1))  # skipped
+    state = ClusterState(name="c1", provider="local", region="us-east-1", stack_name="dlcfn-c1", ssh_user="root",
+                         ssh_key=str(pool.user_key), known_hosts=str(pool.known_hosts), shared_dir=shared_dir, nodes=nodes)
+    save_state(home / "clusters" / "c1" / "state.json", state)
+
+
+def test_cluster_through_jump_host(ssh_pool_factory, write_job, run_submit_cluster, job_pids, dlcfn_home: Path, in_tmp_cwd: Path) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(3)
+    write_state(pool, dlcfn_home)
+    out = run_submit_cluster(write_job(num_workers=2, num_servers=1, timeout=60, results=["out/*.txt"]), "c1", "--job-id", "cl1")
+    assert out.returncode == 0, out.stderr
+    record = json.loads((in_tmp_cwd / "results" / "cl1" / "job.json").read_text())
+    assert {p["name"]: p["host"] for p in record["processes"]} == {
+        "scheduler-0": "master", "worker-0": "master", "worker-1": "worker-1", "server-0": "worker-2"}
+    targets = {h["name"]: h["target"] for h in record["plan"]["hosts"]}
+    assert targets["worker-1"]["jump"]["name"] == "master" and targets["master"]["jump"] is None
+    assert sorted(p.name for p in (in_tmp_cwd / "results" / "cl1").glob("*/out/*.txt")) == [
+        "scheduler-0.txt", "server-0.txt", "worker-0.txt", "worker-1.txt"]
+    # each node has its own job dir: the workdir was shipped to every host
+    assert all((h.root / ".dlcfn" / "jobs" / "cl1" / "work" / "train.py").exists() for h in pool.hosts)
+    assert not job_pids("cl1")
+
+
+def test_shared_dir_ships_once_and_collects_once(ssh_pool_factory, write_job, run_submit_cluster, dlcfn_home: Path,
+                                                 in_tmp_cwd: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(2)
+    shared = tmp_path / "efs"
+    shared.mkdir()
+    write_state(pool, dlcfn_home, shared_dir=str(shared))
+    out = run_submit_cluster(write_job(num_workers=2, num_servers=1, timeout=60, results=["out/*.txt"]), "c1", "--job-id", "sh1")
+    assert out.returncode == 0, out.stderr
+    assert (shared / ".dlcfn" / "jobs" / "sh1" / "work" / "train.py").exists()
+    assert not any((h.root / ".dlcfn" / "jobs" / "sh1" / "work").exists() for h in pool.hosts)
+    got = sorted(p.relative_to(in_tmp_cwd / "results" / "sh1").as_posix() for p in (in_tmp_cwd / "results" / "sh1").rglob("*.txt"))
+    assert got == [f"shared/out/{n}.txt" for n in ("scheduler-0", "server-0", "worker-0", "worker-1")]
