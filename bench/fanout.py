@@ -101,7 +101,7 @@ def run_dlcfn(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path, trig
     cmd = [sys.executable, "-m", "dlcfn", "submit", str(job), "--hosts", str(pool.hosts_file), "--ssh-key", str(pool.user_key),
            "--known-hosts", str(pool.known_hosts)] + (["--job-id", job_id] if job_id else [])
     return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "DLCFN_HOME": str(tmp / "home")})
+                            env={**os.environ, "DLCFN_HOME": str(tmp / "home")}, preexec_fn=_join_account)
 
 
 def run_classic(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path) -> subprocess.Popen[bytes]:
@@ -111,15 +111,81 @@ def run_classic(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path) ->
     (shim / "ssh").chmod(0o755)
     (shim / "wrapper.py").write_text(CLASSIC_WRAPPER)
     hosts = tmp / "classic_hosts"
-    hosts.write_text("".join(f"{h.address}:{h.port}\n" for h in pool.hosts))
+    hosts.write_text("".join(f"{h.address}:{h.port}\n" for h in pool.hosts[:n]))
     cmd = [sys.executable, str(shim / "wrapper.py"), str(classic_launch_py()), "-n", str(n), "-s", "1", "--launcher", "ssh",
            "-H", str(hosts), RANK[RANK_KIND[0]][0], str(wd / RANK[RANK_KIND[0]][1]), str(stamps)]
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-    return subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=_join_account)
 
 
-def start_time(launch, pool: SshHostPool, tmp: Path, wd: Path, n: int) -> float:  # type: ignore[no-untyped-def]
+def _join_account() -> None:
+    if ACCOUNT[0] is not None:
+        ACCOUNT[0].join()
+
+
+class CpuAccount:
+    """A cgroup-v1 cpuacct group holding the sshd listeners (so every connection, session and
+    remote rank they fork) and each launcher process (so its ssh clients and local scheduler):
+    the exact CPU cost of a launch, whatever else the machine runs. None when unavailable."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self) -> None:
+        self.path = self.ROOT / f"dlcfn-bench-{os.getpid()}"
+        self.path.mkdir()
+
+    @classmethod
+    def create(cls) -> "CpuAccount | None":
+        try:
+            return cls()
+        except OSError:
+            return None
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def join(self) -> None:  # preexec_fn: the launcher enters the group before it runs
+        (self.path / "cgroup.procs").write_text("0")
+
+    def seconds(self) -> float:
+        return int((self.path / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self) -> None:
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            try:
+                (self.ROOT / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass
+        self.path.rmdir()
+
+
+ACCOUNT: list[CpuAccount | None] = [None]
+
+
+def wait_sessions_gone(pool: SshHostPool, timeout: float = 10) -> None:
+    """Until no sshd connection process is left: their CPU is then all in the account."""
+    listeners = {h.pid for h in pool.hosts}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue
+                busy = busy or ppid in listeners
+        if not busy:
+            return
+        time.sleep(0.02)
+
+
+def start_time(launch, pool: SshHostPool, tmp: Path, wd: Path, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(seconds until the last rank started, CPU seconds of the whole launch or nan)."""
     stamps = Path(tempfile.mkdtemp(dir=tmp, prefix="stamps-"))
+    account = ACCOUNT[0]
+    wait_sessions_gone(pool)
+    cpu0 = account.seconds() if account else float("nan")
     t0 = time.time()
     proc = launch(pool, tmp, wd, n, stamps)
     try:
@@ -128,7 +194,8 @@ def start_time(launch, pool: SshHostPool, tmp: Path, wd: Path, n: int) -> float:
         _, err = proc.communicate(timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(f"{launch.__name__} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return last - t0
+    wait_sessions_gone(pool)
+    return last - t0, (account.seconds() - cpu0) if account else float("nan")
 
 
 def death_to_exit(pool: SshHostPool, tmp: Path, wd: Path, n: int, job_id: str) -> float:
@@ -142,10 +209,6 @@ def death_to_exit(pool: SshHostPool, tmp: Path, wd: Path, n: int, job_id: str) -
     left = processes_with_env("DLCFN_JOB_ID", job_id)
     if proc.returncode != 1 or left:
         raise RuntimeError(f"expected exit 1 and nothing left, got {proc.returncode} and pids {left}")
-    if os.environ.get("BENCH_DEBUG"):
-        import json
-        rec = json.loads((tmp / "results" / job_id / "job.json").read_text())
-        print(rec["timings"], [(p["name"], p["exit"], p["ended_at"]) for p in rec["processes"]], float((stamps / "death").read_text()))
     return exited - float((stamps / "death").read_text())
 
 
@@ -162,27 +225,31 @@ def main() -> None:
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(dir=parent))
     pool = SshHostPool(tmp / "hosts")
+    ACCOUNT[0] = CpuAccount.create()
     try:
         pool.start(max(sizes + [int(x) for x in args.death_hosts.split(",") if x]))
+        for h in pool.hosts:
+            if ACCOUNT[0] is not None and h.pid is not None:
+                ACCOUNT[0].add(h.pid)
         wd = make_workdir(tmp)
-        all_hosts = list(pool.hosts)
-        print(f"{'hosts':>5} {'dlcfn s':>8} {'classic s':>10} {'ratio':>6}   (median of {args.repeat}, start of all ranks, {args.rank} ranks)")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rank} ranks; median of {args.repeat}")
+        print(f"{'hosts':>5} {'dlcfn s':>8} {'classic s':>10} {'ratio':>6}   {'dlcfn cpu-s':>11} {'classic cpu-s':>13} {'ratio':>6}")
         for n in sizes:
-            pool.hosts = all_hosts[:n]
-            pool._write_client_files()
+            pool.write_client_files(pool.hosts[:n])
             ours = [start_time(run_dlcfn, pool, tmp, wd, n) for _ in range(args.repeat)]
             theirs = [start_time(run_classic, pool, tmp, wd, n) for _ in range(args.repeat)]
-            a, b = statistics.median(ours), statistics.median(theirs)
-            print(f"{n:>5} {a:>8.2f} {b:>10.2f} {b / a:>5.1f}x", flush=True)
+            a, b = statistics.median(t for t, _ in ours), statistics.median(t for t, _ in theirs)
+            ca, cb = statistics.median(c for _, c in ours), statistics.median(c for _, c in theirs)
+            print(f"{n:>5} {a:>8.2f} {b:>10.2f} {b / a:>5.1f}x   {ca:>11.2f} {cb:>13.2f} {cb / ca:>5.1f}x", flush=True)
         for i, n in enumerate(int(x) for x in args.death_hosts.split(",") if x):
-            pool.hosts = all_hosts[:n]
-            pool._write_client_files()
+            pool.write_client_files(pool.hosts[:n])
             times = [death_to_exit(pool, tmp, wd, n, f"death-{n}-{i}-{r}") for r in range(args.repeat)]
             print(f"rank death -> dlcfn exit, everything stopped, {n} hosts: median {statistics.median(times):.2f} s "
                   f"(max {max(times):.2f} s)", flush=True)
-        pool.hosts = all_hosts
     finally:
         pool.stop()
+        if ACCOUNT[0] is not None:
+            ACCOUNT[0].close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -99,7 +99,7 @@ class SshHostPool:
         except BaseException:
             self.stop()
             raise
-        self._write_client_files()
+        self.write_client_files()
         return started
 
     def add_host(self) -> LocalSshHost:
@@ -110,13 +110,13 @@ class SshHostPool:
         except BaseException:
             self.remove_host(host)
             raise
-        self._write_client_files()
+        self.write_client_files()
         return host
 
     def remove_host(self, host: LocalSshHost) -> None:
         self._stop_host(host)
         self.hosts.remove(host)
-        self._write_client_files()
+        self.write_client_files()
 
     def kill_host(self, host: LocalSshHost) -> None:
         """Failure injection: SIGKILL the listener and every sshd session process below it, as
@@ -178,17 +178,19 @@ class SshHostPool:
         for pid in processes_with_env("DLCFN_NODE_ROOT", str(host.root)):
             _kill(pid, signal.SIGKILL)
 
-    def _write_client_files(self) -> None:
+    def write_client_files(self, hosts: list[LocalSshHost] | None = None) -> None:
+        """known_hosts, hosts file and ssh client config for `hosts` (default: all of them)."""
+        hosts = self.hosts if hosts is None else hosts
         keys = []
-        for h in self.hosts:
+        for h in hosts:
             key_type, key_b64 = (h.dir / "ssh_host_ed25519_key.pub").read_text().split()[:2]
             keys.append(f"[{h.address}]:{h.port} {key_type} {key_b64}\n")
         _write_private(self.known_hosts, "".join(keys))
-        _write_private(self.hosts_file, "".join(f"{h.spec}\n" for h in self.hosts))
+        _write_private(self.hosts_file, "".join(f"{h.spec}\n" for h in hosts))
         config = "".join(
             f"Host {h.address}\n  Port {h.port}\n  User {getpass.getuser()}\n  IdentityFile {self.user_key}\n"
             f"  IdentitiesOnly yes\n  UserKnownHostsFile {self.known_hosts}\n  StrictHostKeyChecking yes\n"
-            f"  BatchMode yes\n" for h in self.hosts
+            f"  BatchMode yes\n" for h in hosts
         )
         _write_private(self.ssh_config, config)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -182,10 +181,9 @@ class SshRunner:
             err: list[bytes] = []
             reader = threading.Thread(target=lambda: err.append(_drain(proc.read_stderr)), daemon=True)
             reader.start()
-            deadline = None if timeout is None else time.monotonic() + timeout
             out = bytearray()
-            proc.chan.settimeout(timeout)
-            while chunk := _recv_until(proc, deadline, self.name):
+            proc.chan.settimeout(timeout)  # per read: a command silent for `timeout` s fails
+            while chunk := _recv(proc, self.name):
                 out += chunk
                 if stream:
                     stream(chunk)
@@ -254,7 +252,7 @@ class SshProcess:
             self._on_close()
 
 
-def _recv_until(proc: SshProcess, deadline: float | None, name: str) -> bytes:
+def _recv(proc: SshProcess, name: str) -> bytes:
     try:
         return proc.chan.recv(65536)
     except socket.timeout as e:
