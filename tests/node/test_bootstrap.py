@@ -329,3 +329,10 @@ def test_identity_is_retried_until_imds_answers(harness: Harness) -> None:
     result = bootstrap.run_bootstrap(harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=1), seams)
     assert len(calls) == 3 and harness.recorder.sleeps[:2] == [1.0, 2.0]
     assert "step discovery" in result.reason  # it got past identity, then had no asg-ready
+
+
+def test_bootstrap_parses_as_python_37() -> None:
+    """Amazon Linux 2 DLAMIs run Python 3.7: no syntax newer than that in the shipped file."""
+    import ast
+
+    ast.parse(Path(bootstrap.__file__).read_text(), feature_version=(3, 7))
