@@ -75,6 +75,7 @@ class JobRun:
     runners: list[SshRunner] = field(default_factory=list)  # index = plan host index
     ranks: list[RankHandle] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    record: JobRecord | None = None
     events: "queue.Queue[Event]" = field(default_factory=queue.Queue)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,7 +90,7 @@ class JobRun:
             used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
             self.runners = connect_all(used)  # a UserInputError here: nothing was started or shipped
         (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)
-        record = self._new_record()
+        record = self.record = self._new_record()
         failure: Failure | None = None
         try:
             with _sigterm_raises(Cancelled):
@@ -101,7 +102,8 @@ class JobRun:
         except DlcfnError as e:
             failure = Failure(JobState.FAILED, f"job {self.opts.job_id} failed: {e.message}", e.detail)
         finally:
-            stop_notes = self._stop()
+            with _sigint_ignored():  # a second Ctrl-C must not cut the cleanup short
+                stop_notes = self._stop()
             collected = self._collect()
             close_all(self.runners)
             self._finish(record, failure, collected, stop_notes)
@@ -205,7 +207,10 @@ class JobRun:
     def _watch(self) -> Failure | None:
         deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
         remaining = len(self.ranks)
+        recorded = False
         while remaining:
+            if not recorded and all(r.pgid for r in self.ranks):
+                recorded = self._record_pgids()
             if deadline is not None and time.monotonic() > deadline:
                 return Failure(JobState.TIMED_OUT, f"job {self.opts.job_id} timed out after {self.spec.timeout} s (timeout in the job spec)")
             try:
@@ -273,6 +278,13 @@ class JobRun:
         self.opts.store.save(record)
         return record
 
+    def _record_pgids(self) -> bool:
+        """Every rank's process group in the history record, for `dlcfn cancel` and post mortems."""
+        assert self.record is not None
+        self.record.processes = process_rows(self.ranks)
+        self.opts.store.save(self.record)
+        return True
+
     def _finish(self, record: JobRecord, failure: Failure | None, collected: Collected, notes: list[str]) -> None:
         state = failure.state if failure else JobState.SUCCEEDED
         record.state, record.ended_at = state, time.time()
@@ -291,6 +303,18 @@ class JobRun:
             yield
         finally:
             self.timings[name] = time.monotonic() - t0
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -115,6 +115,10 @@ def test_cancel_from_another_process(ssh_pool_factory, write_job, start_submit, 
     pool = ssh_pool_factory(2)
     proc = start_submit(pool, write_job(**HANG), "--job-id", "cxl")
     wait_for(lambda: len(ranks_of(job_pids, "cxl")) == 4, "4 ranks")
+    record = dlcfn_home / "jobs" / "cxl.json"
+    wait_for(lambda: len(json.loads(record.read_text())["processes"]) == 4, "process groups in the job record")
+    pgids = {p["name"]: p["pgid"] for p in json.loads(record.read_text())["processes"]}
+    assert pgids == ranks_of(job_pids, "cxl")  # each rank leads its own process group
     env = {**os.environ, "DLCFN_HOME": str(dlcfn_home)}
     jobs = subprocess.run([sys.executable, "-m", "dlcfn", "jobs"], capture_output=True, text=True, env=env, timeout=30)
     assert "cxl" in jobs.stdout and "running" in jobs.stdout
