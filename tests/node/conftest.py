@@ -115,7 +115,7 @@ def receiver() -> Iterator[SignalReceiver]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # moto creates the WaitCondition(Handle) as placeholders and says so on every stack.
     here = __file__.rsplit("/", 1)[0]
-    quiet = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation::WaitCondition")
+    quiet = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudFormation..WaitCondition")
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(quiet)
