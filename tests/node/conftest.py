@@ -69,17 +69,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def cluster_template() -> str:
+def cluster_template(fifo: bool = False) -> str:
     """The template the node tests stand on (stand-in until the blueprint renders for moto)."""
-    return json.dumps(standin_template(AZ, WORKER_TYPE))
+    return json.dumps(standin_template(AZ, WORKER_TYPE, fifo=fifo))
 
 
-def make_cluster(workers: int, min_size: int = 1) -> MotoCluster:
+def make_cluster(workers: int, min_size: int = 1, fifo: bool = False) -> MotoCluster:
     """Create the cluster stack in moto and find the node-facing resources by logical ID."""
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.create_stack(
         StackName=STACK,
-        TemplateBody=cluster_template(),
+        TemplateBody=cluster_template(fifo),
         Parameters=[
             {"ParameterKey": names.P_WORKER_COUNT, "ParameterValue": str(workers)},
             {"ParameterKey": names.P_MIN_WORKERS, "ParameterValue": str(min_size)},

@@ -10,8 +10,13 @@ from typing import Any
 from dlcfn.blueprint import names
 
 
-def standin_template(az: str, worker_type: str) -> dict[str, Any]:
+def standin_template(az: str, worker_type: str, fifo: bool = False) -> dict[str, Any]:
     ref = lambda x: {"Ref": x}  # noqa: E731
+    def queue(role: str) -> dict[str, Any]:
+        # moto does not add the .fifo suffix CloudFormation generates: name FIFO queues.
+        name = {"QueueName": {"Fn::Sub": "${AWS::StackName}-%s.fifo" % role}, "FifoQueue": True}
+        return {"MessageRetentionPeriod": 1209600, **(name if fifo else {})}
+
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": {
@@ -33,8 +38,8 @@ def standin_template(az: str, worker_type: str) -> dict[str, Any]:
                 "VPCZoneIdentifier": [ref("Subnet")]}},
             names.MASTER_INSTANCE: {"Type": "AWS::EC2::Instance", "Properties": {
                 "ImageId": "ami-12c6146b", "InstanceType": "p3.2xlarge", "SubnetId": ref("Subnet")}},
-            names.MASTER_QUEUE: {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 1209600}},
-            names.WORKER_QUEUE: {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 1209600}},
+            names.MASTER_QUEUE: {"Type": "AWS::SQS::Queue", "Properties": queue("master")},
+            names.WORKER_QUEUE: {"Type": "AWS::SQS::Queue", "Properties": queue("worker")},
             names.WAIT_HANDLE: {"Type": "AWS::CloudFormation::WaitConditionHandle"},
         },
     }

@@ -203,3 +203,16 @@ def test_handler_imports_only_stdlib_and_boto3() -> None:
         for alias in node.names
     } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert modules <= {"json", "os", "urllib", "boto3"}
+
+
+def test_fifo_queue_drops_a_concurrent_duplicate(aws, lambda_env) -> None:
+    """Two invocations racing past the tag check: a FIFO master queue keeps one message."""
+    cluster = make_cluster(workers=2, fifo=True)
+    assert cluster.master_queue_url.endswith(".fifo")
+    lambda_env(cluster, min_workers=1)
+    deliver_launches(cluster)
+    # The second invocation read the group before the first tagged it: emulate by untagging.
+    cluster.client("autoscaling").delete_tags(Tags=[{
+        "ResourceId": cluster.group, "ResourceType": "auto-scaling-group", "Key": asg_monitor.READY_TAG}])
+    deliver_launches(cluster)
+    assert len(cluster.messages(cluster.master_queue_url)) == 1

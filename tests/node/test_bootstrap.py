@@ -336,3 +336,15 @@ def test_bootstrap_parses_as_python_37() -> None:
     import ast
 
     ast.parse(Path(bootstrap.__file__).read_text(), feature_version=(3, 7))
+
+
+def test_cluster_forms_over_fifo_queues(aws, receiver: SignalReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = make_cluster(workers=2, fifo=True)
+    monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
+    monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
+    monkeypatch.setenv("MIN_WORKERS", "2")
+    harness = Harness(cluster, receiver, tmp_path)
+    master, workers = harness.run_cluster()
+    assert master.ok and all(w.ok for w in workers), [master.reason] + [w.reason for w in workers]
+    before = harness.snapshot()
+    assert harness.run_cluster()[0].ok and harness.snapshot() == before
