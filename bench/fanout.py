@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -77,34 +78,44 @@ def make_workdir(tmp: Path) -> Path:
     return wd
 
 
-RANK = {"sh": ("/bin/sh", "stamp.sh"), "python": (sys.executable, "stamp.py")}  # interpreter, script; set by --rank
-RANK_KIND = ["sh"]
+RANK = {"sh": ("/bin/sh", "stamp.sh"), "python": (sys.executable, "stamp.py")}  # --rank: interpreter, script
 
 
 def last_stamp(stamps: Path, expected: int, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> float:
+    exited_at = None
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() not in (None, 0):
-            raise RuntimeError(f"launcher failed ({proc.returncode}): {proc.communicate()[1].decode()[-2000:]}")
         files = [f for f in stamps.iterdir() if f.name != "death"]
         if len(files) >= expected:
             return max(float(f.read_text() or 0) for f in files)
+        if proc is not None and proc.poll() is not None:
+            exited_at = exited_at or time.monotonic()
+            if proc.returncode != 0 or time.monotonic() - exited_at > 5:  # exited 0 without starting every rank
+                raise RuntimeError(f"launcher exited {proc.returncode} with {len(files)} of {expected} ranks started: "
+                                   f"{proc.communicate()[1].decode()[-2000:]}")
         time.sleep(0.01)
-    raise RuntimeError(f"only {len(list(stamps.iterdir()))} of {expected} ranks started")
+    raise RuntimeError(f"only {len(list(stamps.iterdir()))} of {expected} ranks started: {sorted(f.name for f in stamps.iterdir())}")
 
 
-def run_dlcfn(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path, trigger: str = "", job_id: str = "") -> subprocess.Popen[bytes]:
+def join_account(self) -> None:  # preexec_fn: the launcher enters the group before it runs
+        if self.account is not None:
+            self.account.join()
+
+
+def run_dlcfn(b: Bench, n: int, stamps: Path, trigger: str = "", job_id: str = "") -> subprocess.Popen[bytes]:
+    pool, tmp = b.pool, b.tmp
     job = tmp / "job.yaml"
     args = [str(stamps)] + ([trigger] if trigger else [])
-    interpreter, script = RANK[RANK_KIND[0]]
-    job.write_text(yaml.safe_dump({"name": "fanout", "script": script, "args": args, "workdir": str(wd), "python": interpreter,
+    interpreter, script = RANK[b.rank]
+    job.write_text(yaml.safe_dump({"name": "fanout", "script": script, "args": args, "workdir": str(b.wd), "python": interpreter,
                                    "num_workers": n, "num_servers": 1, "timeout": 120}))
     cmd = [sys.executable, "-m", "dlcfn", "submit", str(job), "--hosts", str(pool.hosts_file), "--ssh-key", str(pool.user_key),
            "--known-hosts", str(pool.known_hosts)] + (["--job-id", job_id] if job_id else [])
     return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "DLCFN_HOME": str(tmp / "home")}, preexec_fn=_join_account)
+                            env={**os.environ, "DLCFN_HOME": str(tmp / "home")}, preexec_fn=b.join_account)
 
 
-def run_classic(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path) -> subprocess.Popen[bytes]:
+def run_classic(b: Bench, n: int, stamps: Path) -> subprocess.Popen[bytes]:
+    pool, tmp = b.pool, b.tmp
     shim = tmp / "shim"
     shim.mkdir(exist_ok=True)
     (shim / "ssh").write_text(f"#!/bin/sh\nexec /usr/bin/ssh -F {pool.ssh_config} \"$@\"\n")
@@ -113,14 +124,9 @@ def run_classic(pool: SshHostPool, tmp: Path, wd: Path, n: int, stamps: Path) ->
     hosts = tmp / "classic_hosts"
     hosts.write_text("".join(f"{h.address}:{h.port}\n" for h in pool.hosts[:n]))
     cmd = [sys.executable, str(shim / "wrapper.py"), str(classic_launch_py()), "-n", str(n), "-s", "1", "--launcher", "ssh",
-           "-H", str(hosts), RANK[RANK_KIND[0]][0], str(wd / RANK[RANK_KIND[0]][1]), str(stamps)]
+           "-H", str(hosts), RANK[b.rank][0], str(b.wd / RANK[b.rank][1]), str(stamps)]
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-    return subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=_join_account)
-
-
-def _join_account() -> None:
-    if ACCOUNT[0] is not None:
-        ACCOUNT[0].join()
+    return subprocess.Popen(cmd, cwd=b.wd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=b.join_account)
 
 
 class CpuAccount:
@@ -144,7 +150,7 @@ class CpuAccount:
     def add(self, pid: int) -> None:
         (self.path / "cgroup.procs").write_text(str(pid))
 
-    def join(self) -> None:  # preexec_fn: the launcher enters the group before it runs
+    def join(self) -> None:  # the calling process enters the group
         (self.path / "cgroup.procs").write_text("0")
 
     def seconds(self) -> float:
@@ -157,9 +163,6 @@ class CpuAccount:
             except OSError:
                 pass
         self.path.rmdir()
-
-
-ACCOUNT: list[CpuAccount | None] = [None]
 
 
 def wait_sessions_gone(pool: SshHostPool, timeout: float = 10) -> None:
@@ -180,28 +183,28 @@ def wait_sessions_gone(pool: SshHostPool, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-def start_time(launch, pool: SshHostPool, tmp: Path, wd: Path, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def start_time(launch, b: Bench, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(seconds until the last rank started, CPU seconds of the whole launch or nan)."""
-    stamps = Path(tempfile.mkdtemp(dir=tmp, prefix="stamps-"))
-    account = ACCOUNT[0]
-    wait_sessions_gone(pool)
+    stamps = Path(tempfile.mkdtemp(dir=b.tmp, prefix="stamps-"))
+    account = b.account
+    wait_sessions_gone(b.pool)
     cpu0 = account.seconds() if account else float("nan")
     t0 = time.time()
-    proc = launch(pool, tmp, wd, n, stamps)
+    proc = launch(b, n, stamps)
     try:
         last = last_stamp(stamps, n + 2, time.monotonic() + 120, proc)  # workers + 1 server + the scheduler
     finally:
         _, err = proc.communicate(timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(f"{launch.__name__} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    wait_sessions_gone(pool)
+    wait_sessions_gone(b.pool)
     return last - t0, (account.seconds() - cpu0) if account else float("nan")
 
 
-def death_to_exit(pool: SshHostPool, tmp: Path, wd: Path, n: int, job_id: str) -> float:
-    stamps = Path(tempfile.mkdtemp(dir=tmp, prefix="death-"))
+def death_to_exit(b: Bench, n: int, job_id: str) -> float:
+    stamps = Path(tempfile.mkdtemp(dir=b.tmp, prefix="death-"))
     trigger = str(stamps / "go")
-    proc = run_dlcfn(pool, tmp, wd, n, stamps, trigger=trigger, job_id=job_id)
+    proc = run_dlcfn(b, n, stamps, trigger=trigger, job_id=job_id)
     last_stamp(stamps, n + 2, time.monotonic() + 120, proc)
     Path(trigger).write_text("")
     proc.communicate(timeout=60)
@@ -219,37 +222,35 @@ def main() -> None:
     ap.add_argument("--death-hosts", default="8,32")
     ap.add_argument("--rank", choices=sorted(RANK), default="sh", help="what each rank runs (default: a shell script)")
     args = ap.parse_args()
-    RANK_KIND[0] = args.rank
     sizes = [int(x) for x in args.hosts.split(",")]
     parent = Path.home() / ".cache" / "dlcfn-bench"
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(dir=parent))
     pool = SshHostPool(tmp / "hosts")
-    ACCOUNT[0] = CpuAccount.create()
+    b = Bench(pool, tmp, make_workdir(tmp), args.rank, CpuAccount.create())
     try:
         pool.start(max(sizes + [int(x) for x in args.death_hosts.split(",") if x]))
         for h in pool.hosts:
-            if ACCOUNT[0] is not None and h.pid is not None:
-                ACCOUNT[0].add(h.pid)
-        wd = make_workdir(tmp)
+            if b.account is not None and h.pid is not None:
+                b.account.add(h.pid)
         print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rank} ranks; median of {args.repeat}")
         print(f"{'hosts':>5} {'dlcfn s':>8} {'classic s':>10} {'ratio':>6}   {'dlcfn cpu-s':>11} {'classic cpu-s':>13} {'ratio':>6}")
         for n in sizes:
             pool.write_client_files(pool.hosts[:n])
-            ours = [start_time(run_dlcfn, pool, tmp, wd, n) for _ in range(args.repeat)]
-            theirs = [start_time(run_classic, pool, tmp, wd, n) for _ in range(args.repeat)]
-            a, b = statistics.median(t for t, _ in ours), statistics.median(t for t, _ in theirs)
-            ca, cb = statistics.median(c for _, c in ours), statistics.median(c for _, c in theirs)
-            print(f"{n:>5} {a:>8.2f} {b:>10.2f} {b / a:>5.1f}x   {ca:>11.2f} {cb:>13.2f} {cb / ca:>5.1f}x", flush=True)
+            ours = [start_time(run_dlcfn, b, n) for _ in range(args.repeat)]
+            theirs = [start_time(run_classic, b, n) for _ in range(args.repeat)]
+            t1, t2 = statistics.median(t for t, _ in ours), statistics.median(t for t, _ in theirs)
+            c1, c2 = statistics.median(c for _, c in ours), statistics.median(c for _, c in theirs)
+            print(f"{n:>5} {t1:>8.2f} {t2:>10.2f} {t2 / t1:>5.1f}x   {c1:>11.2f} {c2:>13.2f} {c2 / c1:>5.1f}x", flush=True)
         for i, n in enumerate(int(x) for x in args.death_hosts.split(",") if x):
             pool.write_client_files(pool.hosts[:n])
-            times = [death_to_exit(pool, tmp, wd, n, f"death-{n}-{i}-{r}") for r in range(args.repeat)]
+            times = [death_to_exit(b, n, f"death-{n}-{i}-{r}") for r in range(args.repeat)]
             print(f"rank death -> dlcfn exit, everything stopped, {n} hosts: median {statistics.median(times):.2f} s "
                   f"(max {max(times):.2f} s)", flush=True)
     finally:
         pool.stop()
-        if ACCOUNT[0] is not None:
-            ACCOUNT[0].close()
+        if b.account is not None:
+            b.account.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

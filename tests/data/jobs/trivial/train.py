@@ -1,6 +1,7 @@
-"""A stand-in training script for runner tests: behaves per TEST_MODE, no MXNet."""
+"""A stand-in training script for runner tests (no MXNet): every rank says hello and writes
+out/<role>-<rank>.txt; TEST_MODE picks a failure: exit3 (worker 1 logs 12 steps, exits 3),
+hang (every rank waits forever, like ps-lite peers of a dead rank)."""
 import os
-import signal
 import sys
 import time
 
@@ -12,17 +13,11 @@ print(f"hello from {name} on {os.environ.get('DMLC_NODE_HOST')}", flush=True)
 os.makedirs("out", exist_ok=True)
 with open(f"out/{name}.txt", "w") as f:
     f.write(f"{name} {os.environ.get('OMP_NUM_THREADS')}\n")
-if role == "worker" and rank == "1":
-    if mode == "exit3":
-        time.sleep(0.5)
-        for i in range(12):
-            print(f"step {i} loss {1.0 / (i + 1):.3f}")
-        sys.stdout.flush()
-        sys.exit(3)
-    if mode == "selfkill":
-        os.kill(os.getpid(), signal.SIGKILL)
-if mode in ("hang", "exit3", "selfkill") or (mode == "hang_worker" and role == "worker"):
-    time.sleep(600)  # a rank that waits forever, like ps-lite peers of a dead rank
-if mode == "wait_file":
-    while not os.path.exists(os.environ["TEST_FILE"]):
-        time.sleep(0.05)
+if mode == "exit3" and name == "worker-1":
+    time.sleep(0.5)
+    for i in range(12):
+        print(f"step {i} loss {1.0 / (i + 1):.3f}")
+    sys.stdout.flush()
+    sys.exit(3)
+if mode in ("hang", "exit3"):
+    time.sleep(600)
