@@ -96,7 +96,15 @@ def last_stamp(stamps: Path, expected: int, deadline: float, proc: subprocess.Po
     raise RuntimeError(f"only {len(list(stamps.iterdir()))} of {expected} ranks started: {sorted(f.name for f in stamps.iterdir())}")
 
 
-def join_account(self) -> None:  # preexec_fn: the launcher enters the group before it runs
+@dataclass
+class Bench:
+    pool: SshHostPool
+    tmp: Path
+    wd: Path
+    rank: str = "sh"
+    account: "CpuAccount | None" = None
+
+    def join_account(self) -> None:  # preexec_fn: the launcher enters the group before it runs
         if self.account is not None:
             self.account.join()
 
