@@ -42,6 +42,7 @@ from dlcfn.remote.transfer import pack_dir
 from dlcfn.spec.job import JobSpec
 
 Echo = Callable[[str], None]
+LIVENESS_TIMEOUT = 6.0  # seconds without a reply to SSH pings before a host counts as gone
 
 
 class Cancelled(Exception):
@@ -89,6 +90,8 @@ class JobRun:
         with self._phase("connect"):
             used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
             self.runners = connect_all(used)  # a UserInputError here: nothing was started or shipped
+        for runner in self.runners:
+            runner.start_liveness()
         (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)
         record = self.record = self._new_record()
         failure: Failure | None = None
@@ -213,6 +216,11 @@ class JobRun:
                 recorded = self._record_pgids()
             if deadline is not None and time.monotonic() > deadline:
                 return Failure(JobState.TIMED_OUT, f"job {self.opts.job_id} timed out after {self.spec.timeout} s (timeout in the job spec)")
+            silent = self._silent_hosts()
+            if silent:
+                names = ", ".join(r.name for r in silent)
+                return Failure(JobState.FAILED, f"job {self.opts.job_id} failed: host {names} stopped answering "
+                               f"(no SSH reply for {LIVENESS_TIMEOUT:.0f} s); stopped every process on the other hosts")
             try:
                 ev = self.events.get(timeout=0.1)
             except queue.Empty:
@@ -234,7 +242,8 @@ class JobRun:
         each watchdog do the same if the explicit kill could not reach its host."""
         t0 = time.monotonic()
         live = self._live_hosts()
-        notes: list[str] = []
+        notes = [f"host {r.name} is not answering: its processes stop when their SSH channels close (remote watchdog)"
+                 for r in self._silent_hosts()]
 
         def one(i: int) -> None:
             try:
@@ -255,15 +264,21 @@ class JobRun:
         return notes
 
     def _live_hosts(self) -> list[int]:
-        """Hosts that may still run a rank: all of them when the job stopped while starting."""
+        """Hosts that may still run a rank (all of them when the job stopped while starting),
+        less those that stopped answering: a command there would hang."""
+        silent = {r.name for r in self._silent_hosts()}
         if len(self.ranks) < len(self.plan.processes):
-            return list(range(len(self.runners)))
+            return [i for i, r in enumerate(self.runners) if r.name not in silent]
         index = {r.name: i for i, r in enumerate(self.runners)}
-        return sorted({index[r.host_name] for r in self.ranks if not r.done})
+        return sorted({index[r.host_name] for r in self.ranks if not r.done and r.host_name not in silent})
+
+    def _silent_hosts(self) -> list[SshRunner]:
+        return [r for r in self.runners if r.silent_for() > LIVENESS_TIMEOUT]
 
     def _collect(self) -> Collected:
         with self._phase("collect"):
-            live = [r for r in self.runners if _connected(r)]
+            silent = self._silent_hosts()
+            live = [r for r in self.runners if _connected(r) and r not in silent]
             return collect(live, self.layout, self.spec.results, self.results_dir)
 
     # --- records --------------------------------------------------------------------------------

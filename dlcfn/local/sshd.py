@@ -118,15 +118,31 @@ class SshHostPool:
         self.hosts.remove(host)
         self.write_client_files()
 
+    def sshd_pids(self, host: LocalSshHost) -> list[int]:
+        """The host's listener and every sshd process below it (one or two per connection)."""
+        if host.process is None or host.process.poll() is not None:
+            return []
+        return [host.process.pid, *(p for p in _descendants(host.process.pid) if _exe(p) == SSHD)]
+
     def kill_host(self, host: LocalSshHost) -> None:
         """Failure injection: SIGKILL the listener and every sshd session process below it, as
         when a machine's SSH side dies. Commands started through it lose their channels."""
-        if host.process is None:
-            return
-        victims = [p for p in _descendants(host.process.pid) if _exe(p) == SSHD]
-        for pid in [host.process.pid, *victims]:
+        for pid in self.sshd_pids(host):
             _kill(pid, signal.SIGKILL)
-        host.process.wait(timeout=5)
+        if host.process is not None:
+            host.process.wait(timeout=5)
+
+    def freeze_host(self, host: LocalSshHost) -> list[int]:
+        """Failure injection: SIGSTOP the host's sshd processes: its TCP connections stay up but
+        nothing answers, like a hung machine. Returns the pids for thaw_host."""
+        pids = self.sshd_pids(host)
+        for pid in pids:
+            _kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw_host(self, pids: list[int]) -> None:
+        for pid in pids:
+            _kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop every host and every process started through them (found by DLCFN_NODE_ROOT)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ TCP_KEEPINTVL = 1
 TCP_KEEPCNT = 3  # -> a silent peer is declared dead after ~5 s
 TCP_USER_TIMEOUT_MS = 5000  # unacknowledged data for 5 s kills the socket (keepalive alone
 # does not cover a link that dies while we are sending)
+LIVENESS_INTERVAL = 1.0  # seconds between application-level pings (see SshRunner.start_liveness)
 SESSIONS_PER_CONNECTION = 8  # stock sshd MaxSessions is 10; keep 2 spare for control commands
 
 
@@ -77,6 +79,7 @@ class SshRunner:
     host_keys: "paramiko.HostKeys | None" = None  # parsed known_hosts, shared by a fan-out
     _conns: list[_Conn] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_answer: float | None = None  # monotonic time of the last ping reply
 
     @property
     def name(self) -> str:
@@ -136,6 +139,30 @@ class SshRunner:
         assert transport is not None
         transport.set_keepalive(KEEPALIVE_INTERVAL)  # SSH-level liveness, also through a jump host
         return client
+
+    def start_liveness(self) -> None:
+        """Ping the host every second with an SSH global request that wants a reply, so that a
+        host that stops answering is noticed (silent_for) even while TCP looks healthy: a frozen
+        machine whose kernel still ACKs, a stuck sshd. paramiko's own keepalive wants no reply."""
+        self._last_answer = time.monotonic()
+        threading.Thread(target=self._liveness_loop, name=f"liveness-{self.name}", daemon=True).start()
+
+    def _liveness_loop(self) -> None:
+        while True:
+            try:
+                transport = self.transport()
+            except DlcfnError:
+                return
+            # OpenSSH answers an unknown request with a failure message: any answer is a sign of life.
+            transport.global_request("keepalive@openssh.com", wait=True)
+            if not transport.is_active():
+                return
+            self._last_answer = time.monotonic()
+            time.sleep(LIVENESS_INTERVAL)
+
+    def silent_for(self) -> float:
+        """Seconds since the host last answered a ping (0 when liveness is not being watched)."""
+        return 0.0 if self._last_answer is None else time.monotonic() - self._last_answer
 
     def transport(self) -> "paramiko.Transport":
         self.connect()

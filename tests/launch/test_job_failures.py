@@ -142,3 +142,23 @@ def test_controller_sigkilled_leaves_nothing(ssh_pool_factory, write_job, start_
     proc.kill()
     proc.communicate(timeout=30)
     wait_for(lambda: not job_pids("ctlkill"), "no process of the job left", timeout=10)
+
+
+def test_host_stops_answering(ssh_pool_factory, write_job, start_submit, job_pids) -> None:  # type: ignore[no-untyped-def]
+    """A frozen host (its sshd stopped, TCP still up) is noticed by the SSH pings; the others are
+    stopped at once; its own ranks go when the host dies for good and their channels close."""
+    pool = ssh_pool_factory(3)
+    proc = start_submit(pool, write_job(**HANG), "--job-id", "frozen")
+    wait_for(lambda: len(ranks_of(job_pids, "frozen")) == 4, "4 ranks")
+    host3 = pool.hosts[2]
+    frozen = pool.freeze_host(host3)
+    try:
+        rc, _, err = finish(proc)
+    finally:
+        pool.thaw_host(frozen)
+    assert rc == 1
+    assert f"host {host3.spec.split('@')[1]} stopped answering (no SSH reply for 6 s)" in error_line(err)
+    assert set(ranks_of(job_pids, "frozen")) <= {"server-0"}  # only the frozen host's rank may be left...
+    pool.kill_host(host3)
+    wait_for(lambda: not job_pids("frozen"), "no process of the job left", timeout=10)  # ...until its channel closes
+
