@@ -1,0 +1,106 @@
+"""Optimisation helpers shared by the jobs: optimiser choice, gradient clipping with the
+norm reported, plateau control (LR decay + early stopping), LR schedules (step/cosine + warm-up).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mxnet as mx
+from mxnet import gluon
+
+OPTIMIZERS = ("adam", "sgd", "nag")
+
+
+def make_trainer(params, optimizer: str, lr: float, runtime, momentum: float = 0.9,
+                 wd: float = 0.0) -> gluon.Trainer:
+    """A Trainer that reduces gradients on the kvstore and updates locally (so gradients can
+    be clipped after the reduce), except under ``dist_async`` where the servers must update."""
+    opts = {"learning_rate": lr, "wd": wd}
+    if optimizer in ("sgd", "nag"):
+        opts["momentum"] = momentum
+    return gluon.Trainer(params, optimizer, opts, kvstore=runtime.trainer_kvstore,
+                         update_on_kvstore=None if runtime.distributed and not runtime.synchronous else False)
+
+
+def sync_initial_parameters(trainer: gluon.Trainer) -> None:
+    """Make every worker start from rank 0's parameters before the first forward pass.
+
+    Gluon would do it lazily at the first ``step``; by then a worker has already run
+    forward passes (the epoch-0 validation) on its own initial values, and CPU RNN kernels
+    that cache their weights can keep using those. Gluon has no public call for this.
+    """
+    trainer._init_kvstore()
+    trainer._init_params()
+
+
+def step_scale(runtime) -> int:
+    """Each worker's loss is a batch mean; a synchronous kvstore sums the workers' gradients."""
+    return runtime.num_workers if runtime.distributed and runtime.synchronous else 1
+
+
+def clip_and_step(trainer: gluon.Trainer, params, max_norm: float, scale: int) -> float:
+    """Reduce, measure the global gradient norm, clip it to ``max_norm`` (0: no clipping),
+    update. Returns the norm before clipping, of the gradient the optimiser sees."""
+    if trainer._update_on_kvstore if trainer._kv_initialized else False:
+        # dist_async: the servers update, so clip this worker's own gradient before pushing.
+        norm = _clip(params, max_norm, scale=1)
+        trainer.step(scale)
+        return norm
+    trainer.allreduce_grads()
+    norm = _clip(params, max_norm, scale)
+    trainer.update(scale)
+    return norm
+
+
+def _clip(params, max_norm: float, scale: int) -> float:
+    grads_by_ctx: dict = {}
+    for p in params.values():
+        if p.grad_req == "null":
+            continue
+        for g in p.list_grad():
+            grads_by_ctx.setdefault(g.context, []).append(g)
+    norm = 0.0
+    for grads in grads_by_ctx.values():
+        sq = mx.nd.add_n(*[mx.nd.sum(g * g) for g in grads])
+        ctx_norm = math.sqrt(float(sq.asscalar())) / scale
+        if max_norm and ctx_norm > max_norm:
+            for g in grads:
+                g *= max_norm / ctx_norm
+        norm = max(norm, ctx_norm)
+    return norm
+
+
+@dataclass
+class Plateau:
+    """Decay the learning rate when validation stops improving; stop after ``patience``
+    epochs without improvement (0: never stop early)."""
+
+    lr: float
+    decay: float = 0.5
+    patience: int = 3
+    min_delta: float = 0.0
+    best: float = math.inf
+    bad_epochs: int = 0
+
+    def observe(self, metric: float) -> tuple[bool, bool]:
+        """Record this epoch's validation metric (lower is better): (improved, stop)."""
+        if metric < self.best * (1.0 - self.min_delta):
+            self.best, self.bad_epochs = metric, 0
+            return True, False
+        self.bad_epochs += 1
+        self.lr *= self.decay
+        return False, bool(self.patience) and self.bad_epochs >= self.patience
+
+
+def scheduled_lr(base_lr: float, progress: float, total_epochs: int, schedule: str,
+                 warmup_epochs: float = 0.0, steps: tuple[int, ...] = (), factor: float = 0.1) -> float:
+    """LR at ``progress`` epochs (fractional): linear warm-up, then step or cosine decay."""
+    if warmup_epochs and progress < warmup_epochs:
+        return base_lr * (progress + 1e-8) / warmup_epochs
+    if schedule == "cosine":
+        span = max(total_epochs - warmup_epochs, 1e-8)
+        return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, (progress - warmup_epochs) / span)))
+    if schedule == "step":
+        return base_lr * factor ** sum(progress >= s for s in steps)
+    return base_lr
