@@ -36,6 +36,22 @@ class HostUnreachable(DlcfnError):
     """The host did not answer, refused us, or the connection dropped."""
 
 
+class _UnknownHostKey(Exception):
+    """Raised by our RejectPolicy: the host's key is not in the known_hosts file."""
+
+
+def _reject_policy() -> "paramiko.MissingHostKeyPolicy":
+    import paramiko
+
+    class Reject(paramiko.RejectPolicy):
+        """RejectPolicy, with its own exception type so that no message text is matched."""
+
+        def missing_host_key(self, client: "paramiko.SSHClient", hostname: str, key: "paramiko.PKey") -> None:
+            raise _UnknownHostKey(hostname)
+
+    return Reject()
+
+
 def tuned_socket(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """A TCP connection with the options that make SSH commands fast and failures visible."""
     sock = socket.create_connection((host, port), timeout=timeout)
@@ -111,10 +127,13 @@ class SshRunner:
         known = self.host_keys if self.host_keys is not None else paramiko.HostKeys(t.known_hosts)
         for key_type, key in (known.lookup(t.known_hosts_name) or {}).items():
             client.get_host_keys().add(t.known_hosts_name, key_type, key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.set_missing_host_key_policy(_reject_policy())
         try:
             client.connect(
-                t.host, port=t.port, username=t.user, pkey=self.pkey, sock=sock,
+                t.host, port=t.port, username=t.user,
+                pkey=self.pkey,  # loaded once per fan-out, not re-read and re-parsed per host
+                sock=sock,  # ours: TCP_NODELAY/keepalive set, or the jump host's channel
+                # every handshake stage bounded: a host that accepts TCP but never speaks SSH fails
                 timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
                 allow_agent=False,  # the given key only: an agent's keys make auth order unpredictable
                 look_for_keys=False,  # ditto for ~/.ssh/id_*
@@ -127,17 +146,20 @@ class SshRunner:
         except paramiko.AuthenticationException as e:
             client.close()
             raise UserInputError(f"host {t.name}: {t.user}@{t.host} refused key {t.key_file}; check --ssh-key and the user") from e
+        except _UnknownHostKey as e:
+            client.close()
+            raise UserInputError(f"host {t.name}: unknown host key for {t.known_hosts_name}; add it to {t.known_hosts}") from e
         except paramiko.SSHException as e:
             client.close()
-            if "not found in known_hosts" in str(e):
-                raise UserInputError(f"host {t.name}: unknown host key for {t.known_hosts_name}; add it to {t.known_hosts}") from e
             raise HostUnreachable(f"host {t.name}: SSH handshake failed ({_why(e)})") from e
         except OSError as e:
             client.close()
             raise HostUnreachable(f"host {t.name}: connection failed ({_why(e)})") from e
         transport = client.get_transport()
         assert transport is not None
-        transport.set_keepalive(KEEPALIVE_INTERVAL)  # SSH-level liveness, also through a jump host
+        # Keeps idle links open through NAT/firewalls, and a failing send marks the transport dead
+        # (it wants no reply, so it cannot tell a frozen host: see start_liveness).
+        transport.set_keepalive(KEEPALIVE_INTERVAL)
         return client
 
     def start_liveness(self) -> None:
