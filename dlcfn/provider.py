@@ -80,8 +80,8 @@ def load_provider(local: bool, home: Home, options: ProviderOptions) -> ClusterP
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if not local or e.name not in (LOCAL_PROVIDER, "dlcfn.local"):
+        if not local or e.name not in (module_name, module_name.rpartition(".")[0]):
             raise
-        raise DlcfnError("--local: the local provider is not available in this dlcfn build (dlcfn.local.provider is missing)", hint="run without --local to use AWS") from e
+        raise DlcfnError(f"--local: the local provider is not available in this dlcfn build ({module_name} is missing)", hint="run without --local to use AWS") from e
     provider: ClusterProvider = module.make_provider(home, options)
     return provider

@@ -86,3 +86,101 @@ def test_ssh_unknown_node_and_unknown_cluster(fake_ssh: dict[str, str]) -> None:
     assert out.returncode == 2 and "--node: cluster 'c1' has no node 'worker-9'; nodes: master, worker-1, worker-2" in out.stderr
     out = run_cli("ssh", "nope", env=fake_ssh)
     assert out.returncode == 2 and "cluster 'nope' is not known here" in out.stderr
+
+
+# -- AWS access errors, --local, and a recording endpoint ------------------------------------------
+
+class Recorder:
+    """An HTTP endpoint on 127.0.0.1 that records every request and answers 500: with
+    AWS_ENDPOINT_URL pointing here, any AWS call dlcfn makes is seen (and none succeeds)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[str] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's spelling)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)).decode(errors="replace")
+                recorder.requests.append(f"{self.command} {self.path} {body[:200]}")
+                self.send_response(500)
+                self.end_headers()
+
+            do_GET = do_POST  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def recorder() -> object:
+    rec = Recorder()
+    yield rec
+    rec.close()
+
+
+def test_missing_credentials_and_region_are_one_line(cli_env: dict[str, str], recorder: Recorder) -> None:
+    env = {k: v for k, v in cli_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env.update(AWS_ENDPOINT_URL=recorder.url, AWS_EC2_METADATA_DISABLED="true")
+    out = run_cli("list", env=env)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == ["dlcfn: error: list stacks: no AWS credentials found; set AWS_PROFILE or --profile, "
+                                       "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`"]
+    env = {k: v for k, v in cli_env.items() if k != "AWS_DEFAULT_REGION"}
+    env["AWS_ENDPOINT_URL"] = recorder.url
+    out = run_cli("status", "c1", env=env)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == ["dlcfn: error: no AWS region: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or set a region in your AWS profile"]
+    assert recorder.requests == []
+
+
+def test_local_provider_missing_is_a_clear_error(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import dlcfn.provider
+    from dlcfn.cli import main
+
+    for key, value in cli_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(dlcfn.provider, "LOCAL_PROVIDER", "dlcfn.local.no_such_provider")
+    with pytest.raises(SystemExit) as info:
+        main(["status", "c1", "--local"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "dlcfn: error: --local: the local provider is not available in this dlcfn build "
+        "(dlcfn.local.no_such_provider is missing); run without --local to use AWS"]
+
+
+def test_local_dispatches_to_the_local_provider_module(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    import dlcfn.provider
+    from dlcfn.cli import main
+    from dlcfn.provider import ClusterSummary
+
+    class FakeLocal:
+        def list(self) -> list[ClusterSummary]:
+            return [ClusterSummary("laptop", "CREATE_COMPLETE", "local", "", "2")]
+
+    module = types.ModuleType("fake_local_provider")
+    module.make_provider = lambda home, options: FakeLocal()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_local_provider", module)
+    monkeypatch.setattr(dlcfn.provider, "LOCAL_PROVIDER", "fake_local_provider")
+    for key, value in cli_env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as info:
+        main(["list", "--local"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.split() == ["NAME", "STATUS", "WORKERS", "REGION", "CREATED", "laptop", "CREATE_COMPLETE", "2", "local"]
