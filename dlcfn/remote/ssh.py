@@ -128,6 +128,19 @@ class SshRunner:
         for key_type, key in (known.lookup(t.known_hosts_name) or {}).items():
             client.get_host_keys().add(t.known_hosts_name, key_type, key)
         client.set_missing_host_key_policy(_reject_policy())
+        self._login(client, sock)
+        transport = client.get_transport()
+        assert transport is not None
+        # Keeps idle links open through NAT/firewalls, and a failing send marks the transport dead
+        # (it wants no reply, so it cannot tell a frozen host: see start_liveness).
+        transport.set_keepalive(KEEPALIVE_INTERVAL)
+        return client
+
+    def _login(self, client: "paramiko.SSHClient", sock: object) -> None:
+        """Handshake, host key check and key auth on `sock`; paramiko's errors become ours."""
+        import paramiko
+
+        t = self.target
         try:
             client.connect(
                 t.host, port=t.port, username=t.user,
@@ -155,12 +168,6 @@ class SshRunner:
         except OSError as e:
             client.close()
             raise HostUnreachable(f"host {t.name}: connection failed ({_why(e)})") from e
-        transport = client.get_transport()
-        assert transport is not None
-        # Keeps idle links open through NAT/firewalls, and a failing send marks the transport dead
-        # (it wants no reply, so it cannot tell a frozen host: see start_liveness).
-        transport.set_keepalive(KEEPALIVE_INTERVAL)
-        return client
 
     def start_liveness(self) -> None:
         """Ping the host every second with an SSH global request that wants a reply, so that a
