@@ -91,7 +91,7 @@ class AwsProvider:
     def status(self, name: str) -> ClusterState:
         stack = self.stacks.describe(name)
         access = self._access(name, "")
-        if stack["StackStatus"] in stk.IN_PROGRESS or stack["StackStatus"] not in stk.USABLE:
+        if stack["StackStatus"] not in stk.USABLE:  # in progress or failed: no nodes to list yet
             state = self._pending(name, stack["StackId"], access)
             state.stack_status = stack["StackStatus"]
             return self._save(state)

@@ -19,7 +19,7 @@ from typing import Any
 from dlcfn.aws.events import Diagnosis, EventTail, StackEvent, diagnose
 from dlcfn.aws.session import AwsSession, NoChanges, StackNotFound, aws_errors
 from dlcfn.blueprint.names import CLUSTER_TAG
-from dlcfn.errors import DlcfnError, Finding
+from dlcfn.errors import DlcfnError, Finding, Interrupted
 
 IN_PROGRESS = frozenset({
     "CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS", "UPDATE_IN_PROGRESS",
@@ -156,6 +156,14 @@ class Stacks:
 
     def wait(self, name: str, stack_id: str, op: Operation, tail: EventTail, policy: WaitPolicy, on_event: EventSink) -> WaitResult:
         """Poll until the stack leaves IN_PROGRESS; report each new event; raise on failure/timeout."""
+        try:
+            return self._wait(name, stack_id, op, tail, policy, on_event)
+        except KeyboardInterrupt as e:
+            # Ctrl-C stops the watching only: CloudFormation carries on, and the user must know.
+            raise Interrupted(f"stopped watching; stack {name!r} {op.verb} goes on in AWS",
+                              hint=f"watch it with `dlcfn status {name}` or remove it with `dlcfn delete-stack {name}`") from e
+
+    def _wait(self, name: str, stack_id: str, op: Operation, tail: EventTail, policy: WaitPolicy, on_event: EventSink) -> WaitResult:
         clock = policy.clock
         start = clock.monotonic()
         delay = policy.first_poll_s

@@ -189,3 +189,22 @@ def test_diagnose_skips_knock_on_cancellations() -> None:
     found = diagnose(events)
     assert found is not None and found.event.logical_id == "B"
     assert diagnose([StackEvent.from_api(event(1, "A", "AWS::EC2::VPC", "CREATE_COMPLETE"))]) is None
+
+
+def test_ctrl_c_while_waiting_says_the_stack_goes_on(stubbed: Any) -> None:
+    from dlcfn.errors import Interrupted
+
+    provider, stubber, clock = stubbed
+    expect_create(stubber)
+    stubber.add_response("describe_stack_events", {"StackEvents": [event(1, "boom", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS")]}, {"StackName": STACK_ID})
+    stubber.add_response("describe_stacks", stack("CREATE_IN_PROGRESS"), {"StackName": STACK_ID})
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    clock.sleep = interrupt
+    with Progress("create", Look.PLAIN, stream=io.StringIO()) as progress, pytest.raises(Interrupted) as info:
+        provider.create(CreateRequest(name="boom", spec=MiniSpec()), progress)
+    assert info.value.render() == ("stopped watching; stack 'boom' create goes on in AWS; "
+                                   "watch it with `dlcfn status boom` or remove it with `dlcfn delete-stack boom`")
+    assert int(info.value.exit_code) == 130
