@@ -9,19 +9,6 @@ from common.buckets import BucketedData, choose_buckets
 from common.text import Corpus, Vocab, load_corpus
 
 
-def add_runtime_flags(p: argparse.ArgumentParser, default_output: str = "out") -> None:
-    g = p.add_argument_group("runtime")
-    g.add_argument("--kvstore", default="auto",
-                   help="auto | local | device | dist_sync | dist_async | dist_device_sync | none; "
-                        "auto: $DLCFN_KVSTORE (dlcfn submit), dist_sync when DMLC_ROLE is set, else local")
-    g.add_argument("--gpus", default="auto",
-                   help="GPU ids, e.g. 0,1; 'none' for CPU; auto: the GPUs present (CPU if none)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="OpenMP threads per process (default: $OMP_NUM_THREADS, else 1)")
-    g.add_argument("--output", default=default_output, help="metrics/checkpoints go to OUTPUT/rank-<r>/")
-    g.add_argument("--seed", type=int, default=1, help="same on every rank: same init, same batches")
-
-
 def add_lm_flags(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--data-dir", default=None, help="directory with ptb.train.txt/ptb.valid.txt; "

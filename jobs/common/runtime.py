@@ -5,6 +5,7 @@ under ``dlcfn submit``, MXNet's ``tools/launch.py`` and a plain single process a
 """
 from __future__ import annotations
 
+import argparse
 import os
 import random
 from dataclasses import dataclass, field
@@ -153,3 +154,16 @@ def allreduce_sums(runtime: Runtime, values: list[float], key: int) -> list[floa
     runtime.kv.push(key, arr)
     runtime.kv.pull(key, out=out)
     return [float(v) for v in out.asnumpy()]
+
+
+def add_runtime_flags(p: argparse.ArgumentParser, default_output: str = "out") -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--kvstore", default="auto",
+                   help="auto | local | device | dist_sync | dist_async | dist_device_sync | none; "
+                        "auto: $DLCFN_KVSTORE (dlcfn submit), dist_sync when DMLC_ROLE is set, else local")
+    g.add_argument("--gpus", default="auto",
+                   help="GPU ids, e.g. 0,1; 'none' for CPU; auto: the GPUs present (CPU if none)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="OpenMP threads per process (default: $OMP_NUM_THREADS, else 1)")
+    g.add_argument("--output", default=default_output, help="metrics/checkpoints go to OUTPUT/rank-<r>/")
+    g.add_argument("--seed", type=int, default=1, help="same on every rank: same init, same batches")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # jobs/: the shared `common` package
 
-from common.lmflags import add_lm_flags, add_runtime_flags, model_config, prepare_data  # noqa: E402
+from common.lmflags import add_lm_flags, model_config, prepare_data  # noqa: E402
 from common.metrics import MetricsWriter, rank_dir  # noqa: E402
-from common.runtime import configure_threads, create_runtime, parse_gpus, seed_everything  # noqa: E402
+from common.runtime import add_runtime_flags, configure_threads, create_runtime, parse_gpus, seed_everything  # noqa: E402
 
 
 class DataParallelLM:

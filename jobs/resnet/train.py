@@ -1,0 +1,188 @@
+"""ResNet image classification, data parallel over contexts and kvstore workers.
+
+Data: Fashion-MNIST (offline default), CIFAR-10 binary (``--data cifar10 --data-dir``),
+or synthetic images (``--synthetic``, for throughput). (RecordIO input: not yet.) Hybridized Gluon; SGD with momentum, weight decay, step or cosine
+schedule with linear warm-up. Writes ``<output>/rank-<r>/metrics.json`` (loss, accuracy,
+img/s per epoch) and ``final.params``. BatchNorm running statistics are per worker.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # jobs/: the shared `common` package
+
+from common.metrics import MetricsWriter, rank_dir  # noqa: E402
+from common.runtime import add_runtime_flags, allreduce_sums, configure_threads, create_runtime, parse_gpus, seed_everything  # noqa: E402
+from common.sharding import shard_all, shard_evenly  # noqa: E402
+
+_EPOCH_KEY, _VALID_KEY = 1_000_001, 1_000_002
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_runtime_flags(p)
+    d = p.add_argument_group("data")
+    d.add_argument("--data", choices=("fashion-mnist", "cifar10"), default="fashion-mnist")
+    d.add_argument("--data-dir", default=None, help="idx files (fashion-mnist) or CIFAR-10 .bin batches")
+    d.add_argument("--image-shape", default="3,32,32", help="C,H,W for --synthetic")
+    d.add_argument("--num-classes", type=int, default=10, help="for --synthetic")
+    d.add_argument("--synthetic", type=int, default=0, metavar="N", help="N random images instead of data")
+    d.add_argument("--max-train", type=int, default=0, help="use the first N training images (0: all)")
+    d.add_argument("--max-valid", type=int, default=0, help="use the first N validation images (0: all)")
+    m = p.add_argument_group("model and optimisation")
+    m.add_argument("--model", default="resnet20", help="resnet<6n+2> (CIFAR style: 20, 56, 110) or resnet18/resnet50")
+    m.add_argument("--width", type=int, default=16, help="first stage channels of the CIFAR-style nets")
+    m.add_argument("--epochs", type=int, default=2)
+    m.add_argument("--batch-size", type=int, default=64, help="images per batch per worker")
+    m.add_argument("--lr", type=float, default=0.1)
+    m.add_argument("--momentum", type=float, default=0.9)
+    m.add_argument("--wd", type=float, default=1e-4)
+    m.add_argument("--lr-schedule", choices=("cosine", "step", "constant"), default="cosine")
+    m.add_argument("--lr-steps", default="", help="epochs at which --lr-schedule step multiplies by --lr-factor")
+    m.add_argument("--lr-factor", type=float, default=0.1)
+    m.add_argument("--warmup-epochs", type=float, default=0.0)
+    return p.parse_args(argv)
+
+
+def load_data(args: argparse.Namespace):
+    from common import images
+
+    if args.synthetic:
+        shape = tuple(int(x) for x in args.image_shape.split(","))
+        return images.synthetic(shape, args.num_classes, args.synthetic, args.seed)
+    if args.data == "cifar10":
+        if not args.data_dir:
+            raise SystemExit("--data cifar10 needs --data-dir with the CIFAR-10 binary batches")
+        data = images.load_cifar10(Path(args.data_dir))
+    else:
+        data = images.load_fashion_mnist(Path(args.data_dir) if args.data_dir else images.FASHION_MNIST_DIR)
+    data.train, data.valid = images.subset(data.train, args.max_train), images.subset(data.valid, args.max_valid)
+    return data
+
+
+class ImageTrainer:
+    def __init__(self, args: argparse.Namespace, runtime, classes: int, in_channels: int):
+        import mxnet as mx
+
+        from common.optim import make_trainer, step_scale, sync_initial_parameters
+        from resnet.model import build
+
+        self.args, self.runtime, self.mx = args, runtime, mx
+        self.net = build(args.model, classes, args.width, in_channels)
+        self.net.initialize(mx.init.Xavier(magnitude=2), ctx=runtime.contexts)
+        self.net.hybridize(static_alloc=True, static_shape=True)
+        self.params = self.net.collect_params()
+        self.trainer = make_trainer(self.params, "sgd", args.lr, runtime, args.momentum, args.wd)
+        self.scale = step_scale(runtime)
+        self.loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+        self._shape_probe(in_channels)
+        sync_initial_parameters(self.trainer)
+
+    def _shape_probe(self, in_channels: int) -> None:
+        """ImageNet-style nets infer their first layer's input channels: run one tiny batch."""
+        mx = self.mx
+        for ctx in self.runtime.contexts:
+            self.net(mx.nd.zeros((1, in_channels, 32, 32), ctx=ctx))
+
+    def _split(self, x, y):
+        gu = self.mx.gluon.utils
+        return (gu.split_and_load(self.mx.nd.array(x), self.runtime.contexts, even_split=False),
+                gu.split_and_load(self.mx.nd.array(y), self.runtime.contexts, even_split=False))
+
+    def train_batch(self, x, y):
+        from common.optim import clip_and_step
+
+        mx = self.mx
+        xs, ys = self._split(x, y)
+        with mx.autograd.record():
+            outs = [self.net(a) for a in xs]
+            losses = [self.loss(o, b).sum() / len(y) for o, b in zip(outs, ys)]
+        mx.autograd.backward(losses)
+        clip_and_step(self.trainer, self.params, 0.0, self.scale)
+        return _stats(mx, outs, ys, losses, len(y))
+
+    def eval_batch(self, x, y):
+        xs, ys = self._split(x, y)
+        outs = [self.net(a) for a in xs]
+        losses = [self.loss(o, b).sum() / len(y) for o, b in zip(outs, ys)]
+        return _stats(self.mx, outs, ys, losses, len(y))
+
+
+def _stats(mx, outs, ys, losses, n):
+    """(summed loss, correct) for a batch, as host floats (one sync per batch)."""
+    loss = sum(float(l.asscalar()) for l in losses) * n
+    correct = sum(float((o.argmax(axis=1) == b).sum().asscalar()) for o, b in zip(outs, ys))
+    return loss, correct
+
+
+def batches(n: int, batch_size: int, seed: int | None) -> list:
+    import numpy as np
+
+    order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
+    full = n - n % batch_size if seed is not None else n  # training: equal shapes, equal counts
+    return [order[i:i + batch_size] for i in range(0, full, batch_size)]
+
+
+def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> dict:
+    plan = shard_evenly(batches(len(data.train.labels), args.batch_size, args.seed * 1000 + epoch),
+                        runtime.rank, runtime.num_workers)
+    loss = correct = seen = 0.0
+    start = time.perf_counter()
+    for i, idx in enumerate(plan):
+        model.trainer.set_learning_rate(lr_at(epoch - 1 + i / max(len(plan), 1)))
+        l, c = model.train_batch(data.train.images[idx], data.train.labels[idx])
+        loss, correct, seen = loss + l, correct + c, seen + len(idx)
+    seconds = time.perf_counter() - start
+    mine = seen
+    loss, correct, seen, secs = allreduce_sums(runtime, [loss, correct, seen, seconds], _EPOCH_KEY)
+    return {"train_loss": loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "images_per_s": mine / seconds,
+            # every worker's rate added up (seconds summed: mean epoch time across workers)
+            "cluster_images_per_s": seen / (secs / runtime.num_workers), "batches": len(plan),
+            "lr": model.trainer.learning_rate, "time_s": seconds}
+
+
+def evaluate(model: ImageTrainer, data, args, runtime) -> dict:
+    loss = correct = 0.0
+    plan = shard_all(batches(len(data.valid.labels), args.batch_size, None), runtime.rank, runtime.num_workers)
+    for idx in plan:
+        l, c = model.eval_batch(data.valid.images[idx], data.valid.labels[idx])
+        loss, correct = loss + l, correct + c
+    loss, correct = allreduce_sums(runtime, [loss, correct], _VALID_KEY)
+    n = len(data.valid.labels)
+    return {"valid_loss": loss / n, "valid_acc": correct / n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = configure_threads(args.threads)
+    runtime = create_runtime(args.kvstore, parse_gpus(args.gpus))
+    seed_everything(args.seed)
+    data = load_data(args)
+    from common.optim import scheduled_lr
+
+    steps = tuple(int(s) for s in args.lr_steps.split(",") if s)
+    lr_at = lambda progress: scheduled_lr(args.lr, progress, args.epochs, args.lr_schedule,  # noqa: E731
+                                          args.warmup_epochs, steps, args.lr_factor)
+    out = rank_dir(args.output, runtime.rank)
+    metrics = MetricsWriter(out, "resnet", runtime.rank, runtime.num_workers, runtime.kvstore_type,
+                            {**vars(args), "omp_threads": threads})
+    metrics.data = {"source": data.source, "train_images": len(data.train.labels),
+                    "valid_images": len(data.valid.labels), "image_shape": list(data.train.images.shape[1:]),
+                    "classes": data.train.classes}
+    model = ImageTrainer(args, runtime, data.train.classes, data.train.images.shape[1])
+    metrics.log_epoch({"epoch": 0, **evaluate(model, data, args, runtime)})
+    for epoch in range(1, args.epochs + 1):
+        record = run_epoch(model, data, args, runtime, epoch, lr_at)
+        metrics.log_epoch({"epoch": epoch, **record, **evaluate(model, data, args, runtime)})
+    metrics.final = {k: metrics.epochs[-1][k] for k in ("valid_loss", "valid_acc")}
+    metrics.write()
+    model.net.save_parameters(str(out / "final.params"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
