@@ -241,6 +241,8 @@ class JobRun:
         after the grace period, wait until gone), then close the channels, which would make
         each watchdog do the same if the explicit kill could not reach its host."""
         t0 = time.monotonic()
+        for rank in self.ranks:
+            rank.stopped = not rank.done
         live = self._live_hosts()
         notes = [f"host {r.name} is not answering: its processes stop when their SSH channels close (remote watchdog)"
                  for r in self._silent_hosts()]

@@ -47,6 +47,7 @@ class RankHandle:
     pgid: int | None = None
     status: int | None = None  # exit status; -1 when the host/link went away
     signal: int | None = None  # set when a signal ended the rank (status is 128 + signal)
+    stopped: bool = False  # still running when dlcfn stopped the job
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
 
     @property
@@ -58,6 +59,9 @@ class RankHandle:
         return self.status is not None
 
     def describe_exit(self) -> str:
+        if self.stopped and self.status != 0:
+            how = signal.Signals(self.signal).name if self.signal else f"exit {self.status}"
+            return f"stopped by dlcfn ({how})"
         if self.status == -1:
             return "lost its host (SSH connection closed: host unreachable or its sshd died)"
         if self.signal:
