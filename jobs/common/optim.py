@@ -53,22 +53,29 @@ def clip_and_step(trainer: gluon.Trainer, params, max_norm: float, scale: int) -
     return norm
 
 
-def _clip(params, max_norm: float, scale: int) -> float:
+def clip_global_norm(params, max_norm: float) -> float:
+    """Model parallel: one gradient spread over devices; clip its norm as a whole."""
+    return _clip(params, max_norm, 1, replicas=False)
+
+
+def _clip(params, max_norm: float, scale: int, replicas: bool = True) -> float:
+    """Data parallel (``replicas``): every context holds a full copy of the gradient; clip
+    each copy on its own. Otherwise the contexts hold disjoint parts of one gradient."""
     grads_by_ctx: dict = {}
     for p in params.values():
         if p.grad_req == "null":
             continue
         for g in p.list_grad():
             grads_by_ctx.setdefault(g.context, []).append(g)
-    norm = 0.0
-    for grads in grads_by_ctx.values():
-        sq = mx.nd.add_n(*[mx.nd.sum(g * g) for g in grads])
-        ctx_norm = math.sqrt(float(sq.asscalar())) / scale
-        if max_norm and ctx_norm > max_norm:
+    squares = {ctx: float(mx.nd.add_n(*[mx.nd.sum(g * g) for g in grads]).asscalar())
+               for ctx, grads in grads_by_ctx.items()}
+    groups = ([(math.sqrt(sq) / scale, grads_by_ctx[ctx]) for ctx, sq in squares.items()] if replicas
+              else [(math.sqrt(sum(squares.values())) / scale, [g for gs in grads_by_ctx.values() for g in gs])])
+    for norm, grads in groups:
+        if max_norm and norm > max_norm:
             for g in grads:
-                g *= max_norm / ctx_norm
-        norm = max(norm, ctx_norm)
-    return norm
+                g *= max_norm / norm
+    return max(norm for norm, _ in groups)
 
 
 @dataclass
