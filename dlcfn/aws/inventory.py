@@ -67,8 +67,14 @@ def build_state(session: AwsSession, stack: dict[str, Any], access: Access) -> C
 
 
 def _physical_id(session: AwsSession, stack: str, logical_id: str) -> str:
+    # list_stack_resources rather than describe_stack_resource: moto's crashes on stacks holding
+    # resource types it does not model, and one paged listing works the same on AWS.
     cfn = session.client("cloudformation")
-    return str(cfn.describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)["StackResourceDetail"]["PhysicalResourceId"])
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for resource in page["StackResourceSummaries"]:
+            if resource["LogicalResourceId"] == logical_id:
+                return str(resource.get("PhysicalResourceId", ""))
+    return ""
 
 
 def _group_instances(session: AwsSession, stack: str, outputs: dict[str, str]) -> list[str]:

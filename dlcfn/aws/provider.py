@@ -45,9 +45,11 @@ def resolve_target(choice: str, session: AwsSession) -> str:
 
 
 def default_renderer(spec: Any, target: str) -> str:
+    """The blueprint's JSON without indentation: CloudFormation takes 51,200 bytes inline, and
+    the readable rendering (templates/) spends several KB on whitespace."""
     from dlcfn.blueprint.render import Target, render
 
-    return str(render(spec, Target(target), "json"))
+    return json.dumps(json.loads(render(spec, Target(target), "json")), separators=(",", ":"), sort_keys=True)
 
 
 def default_update_parameters(current: dict[str, str], options: dict[str, Any]) -> dict[str, str]:
@@ -121,8 +123,13 @@ class AwsProvider:
         summary = stacks.plan_update(name, body, parameters, policy)
         for line in [f"change set for {name}:", *summary.lines()]:
             progress.note(line)
-        if request.confirm is not None and not request.confirm(summary.lines()):
-            stacks.discard_change_set(summary.change_set_id)
+        confirmed = False
+        try:
+            confirmed = request.confirm is None or bool(request.confirm(summary.lines()))
+        finally:  # also on Ctrl-C / EOF at the prompt: no change set is left behind
+            if not confirmed:
+                stacks.discard_change_set(summary.change_set_id)
+        if not confirmed:
             raise DlcfnError(f"update of {name!r} cancelled; nothing changed")
         tail = stacks.tail(stack["StackId"], fresh=False)
         stacks.execute(summary)

@@ -17,12 +17,9 @@ from typing import Any
 
 import click
 
-from dlcfn.errors import DlcfnError, Finding, UserInputError, ValidationFailed
+from dlcfn.errors import DlcfnError, UserInputError, ValidationFailed
 from dlcfn.home import Home
 from dlcfn.inventory import ClusterState, load_state
-
-SPEC_OPTIONS = ("workers", "worker_type", "master_type", "key_name", "ssh_cidr", "image_id", "availability_zone")
-
 
 def _aws_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--region", help="AWS region (default: AWS_REGION or your profile's region).")(f)
@@ -30,44 +27,44 @@ def _aws_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+# The cluster spec's flags (dlcfn.spec.cluster.FLAGS names them; --region is an AWS option above).
+# Values stay strings (or None when not given) so that the spec reports bad ones by flag name.
+_SPEC_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--workers", {"help": "Number of workers (1-1000)."}),
+    ("--min-workers", {"help": "Workers that must come up for the stack to succeed (default: all)."}),
+    ("--worker-type", {"help": "Worker instance type, e.g. g5.xlarge, p3.2xlarge."}),
+    ("--master-type", {"help": "Master instance type."}),
+    ("--key-name", {"help": "EC2 key pair for SSH (required)."}),
+    ("--ssh-cidr", {"help": "CIDR allowed to SSH to the master, e.g. 203.0.113.7/32 (nothing is open by default)."}),
+    ("--availability-zone", {"help": "Zone for the subnets (default: the region's first)."}),
+    ("--vpc-id", {"help": "Bring your own VPC (with both subnet ids)."}),
+    ("--public-subnet-id", {"help": "Your public subnet, for the master."}),
+    ("--private-subnet-id", {"help": "Your private subnet, for the workers."}),
+    ("--efs-id", {"help": "Reuse an existing EFS file system."}),
+    ("--efs-performance-mode", {"help": "generalPurpose or maxIO (new file system only)."}),
+    ("--root-volume-gb", {"help": "Root volume size of every node, GiB."}),
+    ("--image-id", {"help": "AMI id (default: the Deep Learning AMI from SSM)."}),
+    ("--ami-ssm-parameter", {"help": "SSM parameter that holds the AMI id."}),
+    ("--wait-timeout", {"help": "Seconds the stack waits for the cluster-ready signal."}),
+    ("--spot", {"is_flag": True, "default": None, "help": "Spot workers."}),
+    ("--placement-group", {"is_flag": True, "default": None, "help": "Workers in a cluster placement group."}),
+]
+
+
 def _spec_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--availability-zone", help="Zone for the subnets (default: the region's first)."),
-        click.option("--image-id", help="AMI id (default: the Deep Learning AMI from SSM)."),
-        click.option("--ssh-cidr", help="CIDR allowed to SSH to the master, e.g. 203.0.113.7/32."),
-        click.option("--key-name", help="EC2 key pair name for SSH."),
-        click.option("--master-type", help="Master instance type."),
-        click.option("--worker-type", help="Worker instance type, e.g. p3.2xlarge."),
-        click.option("--workers", type=str, help="Number of workers."),
-    ]
-    for option in options:
-        f = option(f)
+    for flag, kwargs in reversed(_SPEC_FLAGS):
+        f = click.option(flag, **kwargs)(f)
     return f
 
 
-def _validate_name_and_region(name: str, region: str | None) -> list[Finding]:
+def _build_spec(name: str, region: str | None, options: dict[str, Any], config: Path | None, *, require_key_name: bool) -> Any:
+    """Validate the name and the cluster spec (flags over cluster.yaml) together: every finding."""
     from dlcfn.aws.stack import check_stack_name
-
-    findings = check_stack_name(name)
-    if region is not None:
-        import botocore.session
-
-        from dlcfn.spec.schema import did_you_mean
-
-        session = botocore.session.get_session()
-        known = {r for p in session.get_available_partitions() for r in session.get_available_regions("cloudformation", p)}
-        if region not in known:
-            findings.append(Finding("--region", f"unknown AWS region {region!r}{did_you_mean(region, sorted(known))}"))
-    return findings
-
-
-def _build_spec(name: str, region: str | None, options: dict[str, Any], config: Path | None) -> Any:
-    """Validate the name, the region and the cluster spec together; raise with every finding."""
     from dlcfn.spec.cluster import cluster_spec_from_options
 
-    findings = _validate_name_and_region(name, region)
+    findings = check_stack_name(name)
     try:
-        spec = cluster_spec_from_options({k: v for k, v in options.items() if v is not None}, config)
+        spec = cluster_spec_from_options({**options, "region": region}, config, require_key_name=require_key_name)
     except ValidationFailed as e:
         raise ValidationFailed(findings + e.findings) from e
     if findings:
@@ -106,8 +103,8 @@ def create_stack(name: str, config: Path | None, ssh_key: str | None, no_wait: b
     """Create cluster NAME (a CloudFormation stack) and wait until it is ready."""
     from dlcfn.provider import CreateRequest
 
-    spec = _build_spec(name, region, spec_options, config)
-    provider = _provider(local, profile, region, target)
+    spec = _build_spec(name, region, spec_options, config, require_key_name=not local)
+    provider = _provider(local, profile, region or spec.region or None, target)
     if dry_run:
         _print_plan(name, spec, provider)
         return
@@ -194,6 +191,7 @@ def list_clusters(json_output: bool, local: bool, profile: str | None, region: s
 @click.command("update-stack")
 @click.argument("name")
 @click.option("--workers", type=str, help="New number of workers.")
+@click.option("--min-workers", type=str, help="New number of workers that must come up.")
 @click.option("--worker-type", help="New worker instance type.")
 @click.option("--ssh-cidr", help="New CIDR allowed to SSH to the master.")
 @click.option("--yes", is_flag=True, help="Apply without asking.")
@@ -201,15 +199,16 @@ def list_clusters(json_output: bool, local: bool, profile: str | None, region: s
 @click.option("--local", is_flag=True, help="The embedded local cluster.")
 @click.option("--json", "json_output", is_flag=True, help="Print the cluster state as JSON.")
 @_aws_options
-def update_stack(name: str, workers: str | None, worker_type: str | None, ssh_cidr: str | None, yes: bool, timeout: int,
-                 local: bool, json_output: bool, profile: str | None, region: str | None) -> None:
+def update_stack(name: str, workers: str | None, min_workers: str | None, worker_type: str | None, ssh_cidr: str | None, yes: bool,
+                 timeout: int, local: bool, json_output: bool, profile: str | None, region: str | None) -> None:
     """Resize or reconfigure cluster NAME: shows the change set, asks, applies, waits."""
     from dlcfn.provider import UpdateRequest
 
     _check_name(name)
-    changes = {k: v for k, v in {"workers": workers, "worker_type": worker_type, "ssh_cidr": ssh_cidr}.items() if v is not None}
+    given = {"workers": workers, "min_workers": min_workers, "worker_type": worker_type, "ssh_cidr": ssh_cidr}
+    changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
-        raise UserInputError("update-stack: nothing to change; pass --workers, --worker-type or --ssh-cidr")
+        raise UserInputError("update-stack: nothing to change; pass --workers, --min-workers, --worker-type or --ssh-cidr")
     provider = _provider(local, profile, region)
 
     def confirm(lines: list[str]) -> bool:

@@ -184,3 +184,216 @@ def test_local_dispatches_to_the_local_provider_module(cli_env: dict[str, str], 
         main(["list", "--local"])
     assert info.value.code == 0
     assert capsys.readouterr().out.split() == ["NAME", "STATUS", "WORKERS", "REGION", "CREATED", "laptop", "CREATE_COMPLETE", "2", "local"]
+
+
+# -- the whole lifecycle against a standalone moto server, through the CLI entry point -----------
+
+@pytest.fixture(scope="module")
+def moto_server() -> object:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_env(moto_server: str, cli_env: dict[str, str]) -> dict[str, str]:
+    import urllib.request
+
+    # a failed create poisons a moto server: every test starts from a reset one
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10).read()
+    seed_ami_parameter(moto_server)
+    return {**cli_env, "AWS_ENDPOINT_URL": moto_server}
+
+
+AMI_PARAMETER = "/dlcfn/test/ami-id"
+
+
+def seed_ami_parameter(url: str) -> None:
+    """AWS publishes the Deep Learning AMI id as a public SSM parameter; moto has no such
+    parameter and refuses to create /aws/ names, so the tests name their own with
+    --ami-ssm-parameter (a user option) and put one of moto's AMIs there."""
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=url)
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    session.client("ssm", endpoint_url=url).put_parameter(Name=AMI_PARAMETER, Value=ami, Type="String", Overwrite=True)
+
+
+def moto_snapshot(env: dict[str, str]) -> dict[str, set[str]]:
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=env["AWS_ENDPOINT_URL"])
+    other = {s: session.client(s, endpoint_url=env["AWS_ENDPOINT_URL"]) for s in ("autoscaling", "efs", "sqs", "sns", "lambda", "iam", "cloudformation")}
+    live = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"}
+    return {
+        "vpc": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
+        "subnet": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
+        "route-table": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
+        "security-group": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
+        "internet-gateway": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
+        "nat-gateway": {g["NatGatewayId"] for g in ec2.describe_nat_gateways()["NatGateways"] if g["State"] != "deleted"},
+        "eip": {a.get("AllocationId", "") for a in ec2.describe_addresses()["Addresses"]},
+        "instance": live,
+        "launch-template": {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]},
+        "asg": {g["AutoScalingGroupName"] for g in other["autoscaling"].describe_auto_scaling_groups()["AutoScalingGroups"]},
+        "efs": {f["FileSystemId"] for f in other["efs"].describe_file_systems()["FileSystems"]},
+        "sqs": set(other["sqs"].list_queues().get("QueueUrls", [])),
+        "sns": {t["TopicArn"] for t in other["sns"].list_topics()["Topics"]},
+        "lambda": {f["FunctionName"] for f in other["lambda"].list_functions()["Functions"]},
+        "iam-role": {r["RoleName"] for r in other["iam"].list_roles()["Roles"]},
+        "stack": {s["StackName"] for s in other["cloudformation"].describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"},
+    }
+
+
+CREATE_FLAGS = ["--key-name", "dlcfn-test", "--ssh-cidr", "203.0.113.7/32", "--ami-ssm-parameter", AMI_PARAMETER]
+
+
+def test_lifecycle_through_the_cli_against_a_moto_server(moto_env: dict[str, str]) -> None:
+    import json
+
+    before = moto_snapshot(moto_env)
+    out = run_cli("create-stack", "alpha", "--workers", "2", *CREATE_FLAGS, "--json", env=moto_env)
+    assert out.returncode == 0, out.stderr
+    created = json.loads(out.stdout)
+    assert created["stack_status"] == "CREATE_COMPLETE" and created["endpoint_url"] == moto_env["AWS_ENDPOINT_URL"]
+    assert [n["name"] for n in created["nodes"]] == ["master", "worker-1", "worker-2"]
+    # progress went to stderr as JSON lines (pipe + --json): the stack's events (moto reports the
+    # stack's own only), then the nodes
+    records = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    updates = [(r["subject"], r["status"]) for r in records if r["event"] == "update"]
+    assert updates == [("alpha", "CREATE_IN_PROGRESS"), ("alpha", "CREATE_COMPLETE"),
+                       ("master", "running"), ("worker-1", "running"), ("worker-2", "running")]
+
+    out = run_cli("create-stack", "beta", "--workers", "1", *CREATE_FLAGS, env=moto_env)
+    assert out.returncode == 0, out.stderr
+    assert "cluster beta is ready: master + 1 workers running" in out.stderr
+    assert out.stdout.splitlines()[0] == "cluster beta: CREATE_COMPLETE (aws, us-east-1)"
+
+    out = run_cli("create-stack", "beta", "--workers", "1", *CREATE_FLAGS, env=moto_env)
+    assert out.returncode == 1 and "cluster 'beta' already exists in us-east-1" in out.stderr
+
+    out = run_cli("list", "--json", env=moto_env)
+    assert [(c["name"], c["workers"]) for c in json.loads(out.stdout)] == [("alpha", "2"), ("beta", "1")]
+
+    out = run_cli("status", "alpha", env=moto_env)
+    assert out.returncode == 0 and [line.split()[1] for line in out.stdout.splitlines() if line.startswith(("master ", "worker "))] == [
+        "master", "worker-1", "worker-2"]
+    assert "note: host keys unknown for master, worker-1, worker-2: moto has no console output with SSH host keys" in out.stdout
+
+    out = run_cli("update-stack", "alpha", "--workers", "4", "--yes", "--json", env=moto_env)
+    assert out.returncode == 0, out.stderr
+    assert [n["name"] for n in json.loads(out.stdout)["nodes"]] == ["master", "worker-1", "worker-2", "worker-3", "worker-4"]
+    assert any(r.get("text", "").strip() == f"parameter WorkerCount: 2 -> 4" for r in map(json.loads, out.stderr.splitlines()))
+    out = run_cli("status", "alpha", "--json", env=moto_env)
+    assert len(json.loads(out.stdout)["nodes"]) == 5
+
+    out = run_cli("update-stack", "alpha", "--workers", "3", env={**moto_env}, timeout=60)  # no --yes, no tty: asks, reads EOF
+    assert out.returncode != 0 and "apply these changes to alpha?" in out.stderr
+    assert len(json.loads(run_cli("status", "alpha", "--json", env=moto_env).stdout)["nodes"]) == 5
+
+    for name in ("alpha", "beta"):
+        out = run_cli("delete-stack", name, "--yes", env=moto_env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == f"cluster {name} deleted"
+    out = run_cli("delete-stack", "alpha", "--yes", env=moto_env)
+    assert out.returncode == 0 and out.stdout.strip() == "cluster alpha does not exist; nothing to delete"
+    assert run_cli("list", env=moto_env).stdout.strip() == "no dlcfn clusters here"
+    assert not (Path(moto_env["DLCFN_HOME"]) / "clusters" / "alpha").exists()
+    assert moto_snapshot(moto_env) == before
+
+
+# -- bad input: one line naming the field, exit 2, not one AWS call --------------------------------
+
+GOOD = ["--key-name", "dlcfn-test", "--ssh-cidr", "203.0.113.7/32"]
+BAD_FLAGS = [  # (flags, expected start of the single error line after "dlcfn: error: ")
+    (["--workers", "0", *GOOD], "--workers: must be from 1 to 1000, got 0"),
+    (["--workers", "100000", *GOOD], "--workers: must be from 1 to 1000, got 100000"),
+    (["--workers", "two", *GOOD], "--workers: must be an integer from 1 to 1000, got 'two'"),
+    (["--worker-type", "banana.large", *GOOD], "--worker-type: 'banana.large' is not allowed"),
+    (["--worker-type", "g5.xlarg", *GOOD], "--worker-type: 'g5.xlarg' is not allowed (did you mean 'g5.xlarge'?)"),
+    (["--master-type", "m5.hugelarge", *GOOD], "--master-type: 'm5.hugelarge' is not allowed"),
+    (["--key-name", "dlcfn-test", "--ssh-cidr", "10.0.0.300/33"], "--ssh-cidr: '10.0.0.300/33' is not an IPv4 CIDR"),
+    (["--key-name", "dlcfn-test", "--ssh-cidr", "10.0.0.0"], "--ssh-cidr: '10.0.0.0' is not an IPv4 CIDR"),
+    (["--region", "eu-centrall-1", *GOOD], "--region: 'eu-centrall-1' is not allowed (did you mean 'eu-central-1'?)"),
+    (["--region", "mars-north-1", *GOOD], "--region: 'mars-north-1' is not allowed"),
+    (["--ssh-cidr", "203.0.113.7/32"], "--key-name: is required to SSH to the cluster"),
+    (["--efs-id", "fs-xyz", *GOOD], "--efs-id: 'fs-xyz' is not valid; expected fs- followed by 8 or 17 hex digits"),
+    (["--image-id", "ami-123", *GOOD], "--image-id: 'ami-123' is not valid"),
+    (["--workers", "2", "--min-workers", "5", *GOOD], "--min-workers: must be from 1 to 2, got 5"),
+    (["--root-volume-gb", "10", *GOOD], "--root-volume-gb: must be from 30 to 16384, got 10"),
+    (["--availability-zone", "useast1a", *GOOD], "--availability-zone: 'useast1a' is not valid"),
+    (["--vpc-id", "vpc-0123abcd", *GOOD], "--public-subnet-id: bring-your-own network needs"),
+    (["--efs-performance-mode", "fast", *GOOD], "--efs-performance-mode: 'fast' is not allowed"),
+    (["--wait-timeout", "5", *GOOD], "--wait-timeout: must be from 300 to 43200, got 5"),
+]
+BAD_YAML = [  # (cluster.yaml text, expected start of the error line; the file is named cluster.yaml)
+    ("workers: 2\nworkerz: 3\n", "cluster.yaml:2: workerz: unknown key (did you mean 'workers'?)"),
+    ("worker_typ: g5.xlarge\n", "cluster.yaml:1: worker_typ: unknown key (did you mean 'worker_type'?)"),
+    ("workers: many\n", "cluster.yaml:1: workers: must be an integer from 1 to 1000, got 'many'"),
+    ("workers: 0\n", "cluster.yaml:1: workers: must be from 1 to 1000, got 0"),
+    ("key_name: k\nssh_cidr: 300.1.1.1/8\n", "cluster.yaml:2: ssh_cidr: '300.1.1.1/8' is not an IPv4 CIDR"),
+    ("worker_type: banana.large\n", "cluster.yaml:1: worker_type: 'banana.large' is not allowed"),
+    ("region: eu-west-9\n", "cluster.yaml:1: region: 'eu-west-9' is not allowed"),
+    ("workers: [1, 2\n", "cluster.yaml:2: invalid YAML"),
+]
+
+
+def run_in_process(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from dlcfn.cli import main
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    return int(info.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "expected"), BAD_FLAGS, ids=[e.split(":")[0] + "-" + str(i) for i, (_, e) in enumerate(BAD_FLAGS)])
+def test_bad_flags_exit_2_with_one_line_and_no_aws_call(flags: list[str], expected: str, cli_env: dict[str, str], recorder: Recorder,
+                                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_in_process(["create-stack", "c1", *flags], {**cli_env, "AWS_ENDPOINT_URL": recorder.url}, monkeypatch, capsys)
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dlcfn: error: {expected}"), err
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_YAML, ids=[f"yaml-{i}" for i in range(len(BAD_YAML))])
+def test_bad_cluster_yaml_exit_2_with_one_line_and_no_aws_call(text: str, expected: str, tmp_path: Path, cli_env: dict[str, str],
+                                                               recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "cluster.yaml"
+    config.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    code, err = run_in_process(["create-stack", "c1", "--config", "cluster.yaml", "--key-name", "k"],
+                               {**cli_env, "AWS_ENDPOINT_URL": recorder.url}, monkeypatch, capsys)
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dlcfn: error: {expected}"), err
+    assert recorder.requests == []
+
+
+def test_bad_inputs_through_the_real_entry_point_report_every_finding(cli_env: dict[str, str], recorder: Recorder) -> None:
+    out = run_cli("create-stack", "9lives", "--workers", "0", "--worker-type", "g5.xlarg", "--ssh-cidr", "1.2.3.4/40",
+                  env={**cli_env, "AWS_ENDPOINT_URL": recorder.url})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    fields = [line.split(": ")[2] if line.startswith("dlcfn: error: ") else line.split(": ")[0] for line in out.stderr.splitlines()]
+    assert fields == ["NAME", "--workers", "--worker-type", "--ssh-cidr", "--key-name"]
+    assert recorder.requests == []
+
+
+def test_update_with_bad_values_exits_2_and_changes_nothing(moto_env: dict[str, str]) -> None:
+    out = run_cli("update-stack", "nope", "--workers", "0", "--yes", env=moto_env)
+    assert out.returncode == 1 and "does not exist" in out.stderr
+    out = run_cli("update-stack", "c1", env=moto_env)
+    assert out.returncode == 2 and "nothing to change" in out.stderr
