@@ -35,8 +35,9 @@ GPU_TYPES: dict[str, tuple[str, ...]] = {
 }
 CPU_TYPES = ("t3.large", "t3.xlarge", "c5.xlarge", "c5.2xlarge", "c5.4xlarge", "m5.large", "m5.xlarge", "m5.2xlarge")
 WORKER_TYPES: tuple[str, ...] = tuple(t for sizes in GPU_TYPES.values() for t in sizes) + CPU_TYPES
-# The master only coordinates (scheduler, hosts file, SSH jump host): CPU types suffice.
-MASTER_TYPES: tuple[str, ...] = CPU_TYPES + ("c5.9xlarge", "m5.4xlarge") + WORKER_TYPES
+# The master only coordinates (kvstore scheduler, hosts file, SSH jump host): CPU types suffice,
+# plus the smallest GPU types for a master that also trains.
+MASTER_TYPES: tuple[str, ...] = CPU_TYPES + ("c5.9xlarge", "m5.4xlarge", "g4dn.xlarge", "g5.xlarge", "g6.xlarge")
 
 REGIONS = (
     "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
