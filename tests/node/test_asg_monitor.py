@@ -21,10 +21,12 @@ SOURCE = Path(asg_monitor.__file__)
 
 @pytest.fixture
 def lambda_env(monkeypatch: pytest.MonkeyPatch, receiver: SignalReceiver):
-    def configure(cluster: MotoCluster, min_workers: int) -> None:
-        monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
-        monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
-        monkeypatch.setenv("MIN_WORKERS", str(min_workers))
+    """The function's environment as the stack set it; only the wait handle is local."""
+
+    def configure(cluster: MotoCluster) -> None:
+        assert cluster.lambda_env["MASTER_QUEUE_URL"] == cluster.master_queue_url
+        for key, value in {**cluster.lambda_env, "WAIT_HANDLE_URL": receiver.url}.items():
+            monkeypatch.setenv(key, value)
 
     return configure
 
@@ -58,8 +60,8 @@ def fail_launches(cluster: MotoCluster, count: int) -> None:
 
 
 def test_all_launched_posts_asg_ready_once(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=3)
-    lambda_env(cluster, min_workers=2)
+    cluster = make_cluster(workers=3, min_workers=2)
+    lambda_env(cluster)
     deliver_launches(cluster)
 
     [message] = cluster.messages(cluster.master_queue_url)
@@ -71,8 +73,8 @@ def test_all_launched_posts_asg_ready_once(aws, lambda_env, capsys) -> None:
 
 
 def test_waits_until_every_desired_instance_is_healthy(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=3)
-    lambda_env(cluster, min_workers=2)
+    cluster = make_cluster(workers=3, min_workers=2)
+    lambda_env(cluster)
     asg = cluster.client("autoscaling")
     sick = cluster.worker_ids()[0]
     asg.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
@@ -87,8 +89,8 @@ def test_waits_until_every_desired_instance_is_healthy(aws, lambda_env, capsys) 
 
 
 def test_duplicate_and_reordered_notifications_post_once(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=2)
-    lambda_env(cluster, min_workers=1)
+    cluster = make_cluster(workers=2, min_workers=1)
+    lambda_env(cluster)
     first, second = cluster.worker_ids()
     launch_second = events.launch(cluster.group, second, AZ, cluster.subnet)
     launch_first = events.launch(cluster.group, first, AZ, cluster.subnet)
@@ -103,8 +105,8 @@ def test_duplicate_and_reordered_notifications_post_once(aws, lambda_env, capsys
 
 
 def test_launch_error_above_min_workers_proceeds_with_fewer(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=4)
-    lambda_env(cluster, min_workers=2)
+    cluster = make_cluster(workers=4, min_workers=2)
+    lambda_env(cluster)
     fail_launches(cluster, 1)
     error = events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet)
     asg_monitor.handler(error, None)
@@ -124,8 +126,8 @@ def test_launch_error_above_min_workers_proceeds_with_fewer(aws, lambda_env, cap
 
 
 def test_launch_error_below_min_workers_signals_failure(aws, lambda_env, receiver, capsys) -> None:
-    cluster = make_cluster(workers=3)
-    lambda_env(cluster, min_workers=3)
+    cluster = make_cluster(workers=3, min_workers=3)
+    lambda_env(cluster)
     fail_launches(cluster, 2)
     asg_monitor.handler(events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet), None)
 
@@ -142,8 +144,8 @@ def test_launch_error_below_min_workers_signals_failure(aws, lambda_env, receive
 
 
 def test_failure_reason_names_the_type_when_nothing_launched(aws, lambda_env, receiver) -> None:
-    cluster = make_cluster(workers=2)
-    lambda_env(cluster, min_workers=1)
+    cluster = make_cluster(workers=2, min_workers=1)
+    lambda_env(cluster)
     fail_launches(cluster, 2)
     asg_monitor.handler(
         events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet, error_code="VcpuLimitExceeded"), None
@@ -154,8 +156,8 @@ def test_failure_reason_names_the_type_when_nothing_launched(aws, lambda_env, re
 
 
 def test_terminate_before_and_after_ready(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=2)
-    lambda_env(cluster, min_workers=1)
+    cluster = make_cluster(workers=2, min_workers=1)
+    lambda_env(cluster)
     asg = cluster.client("autoscaling")
     first, second = cluster.worker_ids()
     asg.set_instance_health(InstanceId=second, HealthStatus="Unhealthy")
@@ -172,8 +174,8 @@ def test_terminate_before_and_after_ready(aws, lambda_env, capsys) -> None:
 
 
 def test_unknown_group_and_test_notification_are_ignored(aws, lambda_env, capsys) -> None:
-    cluster = make_cluster(workers=1)
-    lambda_env(cluster, min_workers=1)
+    cluster = make_cluster(workers=1, min_workers=1)
+    lambda_env(cluster)
     origin = events.Origin()
     asg_monitor.handler(events.sns_event(events.notification(events.TEST, "no-such-group", origin)), None)
     assert cluster.messages(cluster.master_queue_url) == []
@@ -207,9 +209,9 @@ def test_handler_imports_only_stdlib_and_boto3() -> None:
 
 def test_fifo_queue_drops_a_concurrent_duplicate(aws, lambda_env) -> None:
     """Two invocations racing past the tag check: a FIFO master queue keeps one message."""
-    cluster = make_cluster(workers=2, fifo=True)
+    cluster = make_cluster(workers=2, min_workers=1, fifo=True)
     assert cluster.master_queue_url.endswith(".fifo")
-    lambda_env(cluster, min_workers=1)
+    lambda_env(cluster)
     deliver_launches(cluster)
     # The second invocation read the group before the first tagged it: emulate by untagging.
     cluster.client("autoscaling").delete_tags(Tags=[{

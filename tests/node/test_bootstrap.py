@@ -21,7 +21,6 @@ from dlcfn.node.events import SignalReceiver
 
 from conftest import REGION, MotoCluster, make_cluster
 
-FS_ID = "fs-0123456789abcdef0"
 MASTER_GPUS = 8
 WORKER_GPUS = 4
 ETC_HOSTS_BEFORE = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
@@ -58,16 +57,13 @@ class Harness:
         return root
 
     def config(self, role: str, root: Path, **overrides: object) -> Config:
+        """The config the stack's UserData writes, with the local wait handle, root and timeouts."""
         values: dict = dict(
-            role=role, region=REGION, stack_name=self.cluster.stack_name,
-            master_queue_url=self.cluster.master_queue_url, worker_queue_url=self.cluster.worker_queue_url,
-            wait_handle_url=self.receiver.url, file_system_id=FS_ID, min_workers=2, root=str(root),
+            self.cluster.node_config(role), role=role, wait_handle_url=self.receiver.url, root=str(root),
             discovery_timeout_s=60, poll_wait_s=1, master_visibility_s=0, credentials_timeout_s=10,
         )
-        if role == bootstrap.MASTER:
-            values["wait_groups"] = [self.cluster.group]
         values.update(overrides)
-        return Config(**values)
+        return Config.from_dict(values)
 
     def seams(self, instance_id: str, private_ip: str, gpus: int) -> Seams:
         return Seams(
@@ -97,12 +93,15 @@ class Harness:
         return {str(p.relative_to(self.tmp)): p.read_bytes() for p in sorted(self.tmp.rglob("*")) if p.is_file()}
 
 
+def lambda_env(cluster: MotoCluster, receiver: SignalReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {**cluster.lambda_env, "WAIT_HANDLE_URL": receiver.url}.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture
 def harness(aws, receiver: SignalReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    cluster = make_cluster(workers=2)
-    monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
-    monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
-    monkeypatch.setenv("MIN_WORKERS", "2")
+    cluster = make_cluster(workers=2, min_workers=2)
+    lambda_env(cluster, receiver, monkeypatch)
     return Harness(cluster, receiver, tmp_path)
 
 
@@ -147,10 +146,10 @@ def test_master_and_two_workers_write_the_cluster_files(harness: Harness) -> Non
     assert (worker_env["DLCFN_ROLE"], worker_env["DLCFN_NODE_NAME"], worker_env["DLCFN_INSTANCE_ID"]) == ("worker", "worker-2", w2)
     assert worker_env["DEEPLEARNING_WORKER_GPU_COUNT"] == "4"
 
-    assert sorted(m[0] for m in harness.recorder.mounts) == [FS_ID] * 3
+    assert sorted(m[0] for m in harness.recorder.mounts) == [cluster.file_system_id] * 3
     fstab = (tmp / "worker-1/etc/fstab").read_text().splitlines()
     assert fstab[1:] == [
-        f"{FS_ID}.efs.{REGION}.amazonaws.com:/ {tmp}/worker-1/efs nfs4 {bootstrap.NFS_OPTIONS},_netdev,nofail 0 0",
+        f"{cluster.file_system_id}.efs.{REGION}.amazonaws.com:/ {tmp}/worker-1/efs nfs4 {bootstrap.NFS_OPTIONS},_netdev,nofail 0 0",
         bootstrap.BLOCK_END,
     ]
     [signal] = harness.receiver.signals
@@ -210,7 +209,7 @@ def test_efs_mount_retries_with_backoff_then_fails(harness: Harness) -> None:
     result = bootstrap.run_bootstrap(config, seams)
     assert len(attempts) == 4 and harness.recorder.sleeps == [2, 4, 8]
     assert not result.ok and "step efs mount" in result.reason
-    assert f"mounting EFS {FS_ID} at /efs failed 4 times" in result.reason and "Connection timed out" in result.reason
+    assert f"mounting EFS {harness.cluster.file_system_id} at /efs failed 4 times" in result.reason and "Connection timed out" in result.reason
     assert harness.receiver.signals[0].body["Status"] == "FAILURE"
 
 
@@ -339,12 +338,28 @@ def test_bootstrap_parses_as_python_37() -> None:
 
 
 def test_cluster_forms_over_fifo_queues(aws, receiver: SignalReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cluster = make_cluster(workers=2, fifo=True)
-    monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
-    monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
-    monkeypatch.setenv("MIN_WORKERS", "2")
+    cluster = make_cluster(workers=2, min_workers=2, fifo=True)
+    lambda_env(cluster, receiver, monkeypatch)
     harness = Harness(cluster, receiver, tmp_path)
     master, workers = harness.run_cluster()
     assert master.ok and all(w.ok for w in workers), [master.reason] + [w.reason for w in workers]
     before = harness.snapshot()
     assert harness.run_cluster()[0].ok and harness.snapshot() == before
+
+
+def test_stack_userdata_configures_the_bootstrap(harness: Harness) -> None:
+    """What Fn::Sub put into the launch templates' UserData under moto."""
+    cluster = harness.cluster
+    master, worker = cluster.node_config("master"), cluster.node_config("worker")
+    assert master["wait_groups"] == [cluster.group] == [f"{cluster.stack_name}-workers"]
+    assert master["min_workers"] == "2" and "wait_groups" not in worker
+    for config in (master, worker):
+        assert (config["master_queue_url"], config["worker_queue_url"]) == (cluster.master_queue_url, cluster.worker_queue_url)
+        assert config["file_system_id"] == cluster.file_system_id and config["region"] == REGION
+        # moto's Ref of a WaitConditionHandle is None: the local wait handle must replace it.
+        assert config["wait_handle_url"] == "None"
+    shipped = cluster.shipped_bootstrap("master").decode()
+    import ast
+
+    ast.parse(shipped, feature_version=(3, 7))  # the minified copy still parses for AL2's Python
+    assert shipped == cluster.shipped_bootstrap("worker").decode()

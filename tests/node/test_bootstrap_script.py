@@ -1,6 +1,7 @@
-"""bootstrap.py as UserData runs it: the file alone, as processes (`python3 -I bootstrap.py
---role R --config F`), against a moto server on 127.0.0.1, with the ASG-monitor handler
-pointed at the same server. This is the path the embedded local cluster takes."""
+"""bootstrap.py as UserData runs it: the copy the stack's UserData ships (unpacked from the
+launch template moto holds), alone, as processes (`python3 -I bootstrap.py --role R --config F`)
+with the config that UserData writes, against a moto server on 127.0.0.1, with the ASG-monitor
+handler pointed at the same server. This is the path the embedded local cluster takes."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from moto.server import ThreadedMotoServer
 from dlcfn.node import asg_monitor, bootstrap, events
 from dlcfn.node.events import SignalReceiver
 
-from conftest import REGION, make_cluster
+from conftest import REGION, MotoCluster, make_cluster
 
-SCRIPT = Path(bootstrap.__file__)
 
 
 @pytest.fixture
@@ -51,12 +51,16 @@ def processes() -> Iterator[list[subprocess.Popen]]:
         proc.wait(timeout=30)
 
 
-def start(processes: list[subprocess.Popen], tmp: Path, name: str, role: str, config: dict) -> subprocess.Popen:
+def start(
+    processes: list[subprocess.Popen], cluster: MotoCluster, tmp: Path, name: str, role: str, config: dict
+) -> subprocess.Popen:
+    script = tmp / f"bootstrap-{role}.py"
+    script.write_bytes(cluster.shipped_bootstrap(role))
     path = tmp / f"{name}.json"
-    path.write_text(json.dumps({**config, "root": str(tmp / name)}))
+    path.write_text(json.dumps({**cluster.node_config(role), **config, "root": str(tmp / name)}))
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # the config names the endpoint
     proc = subprocess.Popen(
-        [sys.executable, "-I", str(SCRIPT), "--role", role, "--config", str(path)],
+        [sys.executable, "-I", str(script), "--role", role, "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp,
     )
     processes.append(proc)
@@ -64,25 +68,21 @@ def start(processes: list[subprocess.Popen], tmp: Path, name: str, role: str, co
 
 
 def test_processes_form_a_cluster(moto_server: str, receiver: SignalReceiver, processes, tmp_path: Path, monkeypatch) -> None:
-    cluster = make_cluster(workers=2)
-    monkeypatch.setenv("MASTER_QUEUE_URL", cluster.master_queue_url)
-    monkeypatch.setenv("WAIT_HANDLE_URL", receiver.url)
-    monkeypatch.setenv("MIN_WORKERS", "2")
-    common = {
-        "region": REGION, "stack_name": cluster.stack_name, "endpoint_url": moto_server,
-        "master_queue_url": cluster.master_queue_url, "worker_queue_url": cluster.worker_queue_url,
-        "wait_handle_url": receiver.url, "poll_wait_s": 1, "discovery_timeout_s": 60,
-    }
+    cluster = make_cluster(workers=2, min_workers=2)
+    for key, value in {**cluster.lambda_env, "WAIT_HANDLE_URL": receiver.url}.items():
+        monkeypatch.setenv(key, value)
+    # No EFS here: the file system id from the stack is dropped, so no mount is attempted.
+    common = {"endpoint_url": moto_server, "wait_handle_url": receiver.url, "file_system_id": "",
+              "poll_wait_s": 1, "discovery_timeout_s": 60}
     workers = [
-        start(processes, tmp_path, f"worker-{n}", "worker",
+        start(processes, cluster, tmp_path, f"worker-{n}", "worker",
               {**common, "instance_id": iid, "private_ip": cluster.private_ip(iid)})
         for n, iid in enumerate(cluster.worker_ids(), start=1)
     ]
     for event in events.group_launch_events(cluster.client("autoscaling"), cluster.group):
         asg_monitor.handler(event, None)
-    master = start(processes, tmp_path, "master", "master", {
+    master = start(processes, cluster, tmp_path, "master", "master", {
         **common, "instance_id": cluster.master_id, "private_ip": cluster.master_ip,
-        "wait_groups": [cluster.group], "min_workers": 2,
     })
 
     for proc in [master, *workers]:
@@ -98,11 +98,9 @@ def test_processes_form_a_cluster(moto_server: str, receiver: SignalReceiver, pr
 
 def test_failed_process_signals_and_exits_3(moto_server: str, receiver: SignalReceiver, processes, tmp_path: Path) -> None:
     cluster = make_cluster(workers=1)
-    proc = start(processes, tmp_path, "master", "master", {
-        "region": REGION, "endpoint_url": moto_server, "instance_id": cluster.master_id,
-        "private_ip": cluster.master_ip, "master_queue_url": cluster.master_queue_url,
-        "worker_queue_url": cluster.worker_queue_url, "wait_handle_url": receiver.url,
-        "wait_groups": [cluster.group], "poll_wait_s": 1, "discovery_timeout_s": 2,
+    proc = start(processes, cluster, tmp_path, "master", "master", {
+        "endpoint_url": moto_server, "instance_id": cluster.master_id, "private_ip": cluster.master_ip,
+        "wait_handle_url": receiver.url, "file_system_id": "", "poll_wait_s": 1, "discovery_timeout_s": 2,
     })
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == bootstrap.EXIT_SIGNALLED, out
