@@ -31,7 +31,9 @@ def asg_monitor_source() -> str:
 
 def add_queues(t: Template) -> None:
     for name, what in ((names.MASTER_QUEUE, "master"), (names.WORKER_QUEUE, "worker")):
-        t.add_resource(sqs.Queue(name, SqsManagedSseEnabled=True, MessageRetentionPeriod=QUEUE_RETENTION_S,
+        # The AWS-managed key: its key policy admits this account's principals through SQS, so
+        # the roles need no KMS statements.
+        t.add_resource(sqs.Queue(name, KmsMasterKeyId="alias/aws/sqs", MessageRetentionPeriod=QUEUE_RETENTION_S,
                                  Tags=Tags(Name=Sub("${AWS::StackName}-" + what))))
 
 
