@@ -45,6 +45,7 @@ class MotoCluster:
     file_system_id: str
     lambda_env: dict[str, str] = field(default_factory=dict)  # the function's, as the stack set it
     userdata: dict[str, str] = field(default_factory=dict)  # role -> UserData script, after Fn::Sub
+    lambda_source: str = ""  # the function's inline code (ZipFile) in the template
 
     def client(self, service: str):
         return boto3.client(service, region_name=REGION)
@@ -114,11 +115,12 @@ def cluster_template(spec: ClusterSpec, fifo: bool) -> str:
 def make_cluster(workers: int, min_workers: int = 1, fifo: bool = False) -> MotoCluster:
     """Create the cluster stack in moto and find the node-facing resources by logical ID."""
     spec = cluster_spec(workers, min_workers)
+    body = cluster_template(spec, fifo)
     boto3.client("ssm", region_name=REGION).put_parameter(Name=AMI_PARAMETER, Value=AMI, Type="String")
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.create_stack(
         StackName=STACK,
-        TemplateBody=cluster_template(spec, fifo),
+        TemplateBody=body,
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in spec.parameters().items()],
         Capabilities=["CAPABILITY_IAM"],
     )
@@ -149,6 +151,7 @@ def make_cluster(workers: int, min_workers: int = 1, fifo: bool = False) -> Moto
         file_system_id=physical[names.FILE_SYSTEM],
         lambda_env={k: str(v) for k, v in function.get("Environment", {}).get("Variables", {}).items()},
         userdata=userdata,
+        lambda_source=json.loads(body)["Resources"][names.ASG_MONITOR_FUNCTION]["Properties"]["Code"]["ZipFile"],
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from moto.autoscaling import autoscaling_backends
@@ -31,6 +33,20 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch, receiver: SignalReceiver):
     return configure
 
 
+@pytest.fixture(params=["module", "inline"])
+def monitor(request: pytest.FixtureRequest) -> Callable[[MotoCluster], ModuleType]:
+    """The handler as a module, and as the stack inlines it (minified ZipFile code, run as is)."""
+
+    def load(cluster: MotoCluster) -> ModuleType:
+        if request.param == "module":
+            return asg_monitor
+        inline = ModuleType("index")  # Handler "index.handler"
+        exec(compile(cluster.lambda_source, "index.py", "exec"), inline.__dict__)
+        return inline
+
+    return load
+
+
 def decisions(capsys: pytest.CaptureFixture[str]) -> list[dict]:
     """The handler's log: one JSON object per line, each with a decision."""
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
@@ -39,9 +55,9 @@ def decisions(capsys: pytest.CaptureFixture[str]) -> list[dict]:
     return parsed
 
 
-def deliver_launches(cluster: MotoCluster) -> None:
+def deliver_launches(cluster: MotoCluster, handler: ModuleType) -> None:
     for event in events.group_launch_events(cluster.client("autoscaling"), cluster.group):
-        asg_monitor.handler(event, None)
+        handler.handler(event, None)
 
 
 def fail_launches(cluster: MotoCluster, count: int) -> None:
@@ -59,59 +75,63 @@ def fail_launches(cluster: MotoCluster, count: int) -> None:
     autoscaling_backends[DEFAULT_ACCOUNT_ID][REGION].autoscaling_groups[cluster.group].desired_capacity = wanted
 
 
-def test_all_launched_posts_asg_ready_once(aws, lambda_env, capsys) -> None:
+def test_all_launched_posts_asg_ready_once(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=3, min_workers=2)
     lambda_env(cluster)
-    deliver_launches(cluster)
+    handler = monitor(cluster)
+    deliver_launches(cluster, handler)
 
     [message] = cluster.messages(cluster.master_queue_url)
     assert message == {"type": "asg-ready", "group": cluster.group, "count": 3, "instances": cluster.worker_ids()}
     tags = {t["Key"]: t["Value"] for t in cluster.group_info()["Tags"]}
-    assert tags[asg_monitor.READY_TAG] == "3"
+    assert tags[handler.READY_TAG] == "3"
     log = decisions(capsys)
     assert [d["decision"] for d in log] == ["asg-ready-posted", "already-posted", "already-posted"]
 
 
-def test_waits_until_every_desired_instance_is_healthy(aws, lambda_env, capsys) -> None:
+def test_waits_until_every_desired_instance_is_healthy(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=3, min_workers=2)
     lambda_env(cluster)
+    handler = monitor(cluster)
     asg = cluster.client("autoscaling")
     sick = cluster.worker_ids()[0]
     asg.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
-    deliver_launches(cluster)
+    deliver_launches(cluster, handler)
     assert cluster.messages(cluster.master_queue_url) == []
     assert {d["decision"] for d in decisions(capsys)} == {"waiting"}
 
     asg.set_instance_health(InstanceId=sick, HealthStatus="Healthy")
-    asg_monitor.handler(events.launch(cluster.group, sick, AZ, cluster.subnet), None)
+    handler.handler(events.launch(cluster.group, sick, AZ, cluster.subnet), None)
     [message] = cluster.messages(cluster.master_queue_url)
     assert message["count"] == 3
 
 
-def test_duplicate_and_reordered_notifications_post_once(aws, lambda_env, capsys) -> None:
+def test_duplicate_and_reordered_notifications_post_once(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=2, min_workers=1)
     lambda_env(cluster)
+    handler = monitor(cluster)
     first, second = cluster.worker_ids()
     launch_second = events.launch(cluster.group, second, AZ, cluster.subnet)
     launch_first = events.launch(cluster.group, first, AZ, cluster.subnet)
     # SNS delivers at least once and in any order: the second launch first, then twice more.
     for event in (launch_second, launch_first, launch_second, launch_first):
-        asg_monitor.handler(event, None)
+        handler.handler(event, None)
     # A batch holding both records is the same story.
-    asg_monitor.handler({"Records": launch_first["Records"] + launch_second["Records"]}, None)
+    handler.handler({"Records": launch_first["Records"] + launch_second["Records"]}, None)
 
     assert len(cluster.messages(cluster.master_queue_url)) == 1
     assert [d["decision"] for d in decisions(capsys)] == ["asg-ready-posted"] + ["already-posted"] * 5
 
 
-def test_launch_error_above_min_workers_proceeds_with_fewer(aws, lambda_env, capsys) -> None:
+def test_launch_error_above_min_workers_proceeds_with_fewer(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=4, min_workers=2)
     lambda_env(cluster)
+    handler = monitor(cluster)
     fail_launches(cluster, 1)
     error = events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet)
-    asg_monitor.handler(error, None)
-    asg_monitor.handler(error, None)  # delivered twice
-    deliver_launches(cluster)
+    handler.handler(error, None)
+    handler.handler(error, None)  # delivered twice
+    deliver_launches(cluster, handler)
 
     group = cluster.group_info()
     assert group["DesiredCapacity"] == 3
@@ -125,11 +145,12 @@ def test_launch_error_above_min_workers_proceeds_with_fewer(aws, lambda_env, cap
     assert {d["decision"] for d in log[2:]} == {"already-posted"}
 
 
-def test_launch_error_below_min_workers_signals_failure(aws, lambda_env, receiver, capsys) -> None:
+def test_launch_error_below_min_workers_signals_failure(aws, monitor, lambda_env, receiver, capsys) -> None:
     cluster = make_cluster(workers=3, min_workers=3)
     lambda_env(cluster)
+    handler = monitor(cluster)
     fail_launches(cluster, 2)
-    asg_monitor.handler(events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet), None)
+    handler.handler(events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet), None)
 
     [signal] = receiver.wait_for(1, timeout=10)
     assert signal.content_type == ""  # a presigned S3 URL's signature covers an empty type
@@ -143,11 +164,12 @@ def test_launch_error_below_min_workers_signals_failure(aws, lambda_env, receive
     assert log["decision"] == "failure-signalled" and log["launched"] == 1
 
 
-def test_failure_reason_names_the_type_when_nothing_launched(aws, lambda_env, receiver) -> None:
+def test_failure_reason_names_the_type_when_nothing_launched(aws, monitor, lambda_env, receiver) -> None:
     cluster = make_cluster(workers=2, min_workers=1)
     lambda_env(cluster)
+    handler = monitor(cluster)
     fail_launches(cluster, 2)
-    asg_monitor.handler(
+    handler.handler(
         events.launch_error(cluster.group, WORKER_TYPE, AZ, cluster.subnet, error_code="VcpuLimitExceeded"), None
     )
     [signal] = receiver.wait_for(1, timeout=10)
@@ -155,29 +177,31 @@ def test_failure_reason_names_the_type_when_nothing_launched(aws, lambda_env, re
     assert WORKER_TYPE in signal.body["Reason"] and "VcpuLimitExceeded" in signal.body["Reason"]
 
 
-def test_terminate_before_and_after_ready(aws, lambda_env, capsys) -> None:
+def test_terminate_before_and_after_ready(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=2, min_workers=1)
     lambda_env(cluster)
+    handler = monitor(cluster)
     asg = cluster.client("autoscaling")
     first, second = cluster.worker_ids()
     asg.set_instance_health(InstanceId=second, HealthStatus="Unhealthy")
-    asg_monitor.handler(events.terminate(cluster.group, second, AZ, cluster.subnet), None)
+    handler.handler(events.terminate(cluster.group, second, AZ, cluster.subnet), None)
     assert cluster.messages(cluster.master_queue_url) == []
 
     asg.set_instance_health(InstanceId=second, HealthStatus="Healthy")
-    deliver_launches(cluster)
-    asg_monitor.handler(events.terminate(cluster.group, first, AZ, cluster.subnet), None)
+    deliver_launches(cluster, handler)
+    handler.handler(events.terminate(cluster.group, first, AZ, cluster.subnet), None)
     assert len(cluster.messages(cluster.master_queue_url)) == 1
     log = decisions(capsys)
     assert log[0]["decision"] == "waiting" and log[0]["event"] == events.TERMINATE
     assert log[-1]["decision"] == "already-posted" and log[-1]["instance"] == first
 
 
-def test_unknown_group_and_test_notification_are_ignored(aws, lambda_env, capsys) -> None:
+def test_unknown_group_and_test_notification_are_ignored(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=1, min_workers=1)
     lambda_env(cluster)
+    handler = monitor(cluster)
     origin = events.Origin()
-    asg_monitor.handler(events.sns_event(events.notification(events.TEST, "no-such-group", origin)), None)
+    handler.handler(events.sns_event(events.notification(events.TEST, "no-such-group", origin)), None)
     assert cluster.messages(cluster.master_queue_url) == []
     assert [d["decision"] for d in decisions(capsys)] == ["ignored"]
 
@@ -207,14 +231,15 @@ def test_handler_imports_only_stdlib_and_boto3() -> None:
     assert modules <= {"json", "os", "urllib", "boto3"}
 
 
-def test_fifo_queue_drops_a_concurrent_duplicate(aws, lambda_env) -> None:
+def test_fifo_queue_drops_a_concurrent_duplicate(aws, monitor, lambda_env) -> None:
     """Two invocations racing past the tag check: a FIFO master queue keeps one message."""
     cluster = make_cluster(workers=2, min_workers=1, fifo=True)
     assert cluster.master_queue_url.endswith(".fifo")
     lambda_env(cluster)
-    deliver_launches(cluster)
+    handler = monitor(cluster)
+    deliver_launches(cluster, handler)
     # The second invocation read the group before the first tagged it: emulate by untagging.
     cluster.client("autoscaling").delete_tags(Tags=[{
         "ResourceId": cluster.group, "ResourceType": "auto-scaling-group", "Key": asg_monitor.READY_TAG}])
-    deliver_launches(cluster)
+    deliver_launches(cluster, handler)
     assert len(cluster.messages(cluster.master_queue_url)) == 1
