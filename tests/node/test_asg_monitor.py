@@ -16,7 +16,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from dlcfn.node import asg_monitor, events
 from dlcfn.node.events import SignalReceiver
 
-from conftest import AZ, REGION, WORKER_TYPE, MotoCluster, make_cluster
+from nodecluster import AZ, REGION, WORKER_TYPE, MotoCluster, make_cluster
 
 SOURCE = Path(asg_monitor.__file__)
 

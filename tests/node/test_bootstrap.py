@@ -19,7 +19,7 @@ from dlcfn.node import asg_monitor, bootstrap, events
 from dlcfn.node.bootstrap import Config, Identity, Result, Seams
 from dlcfn.node.events import SignalReceiver
 
-from conftest import REGION, MotoCluster, make_cluster
+from nodecluster import REGION, MotoCluster, make_cluster
 
 MASTER_GPUS = 8
 WORKER_GPUS = 4

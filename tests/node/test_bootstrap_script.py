@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from dlcfn.node import asg_monitor, bootstrap, events
 from dlcfn.node.events import SignalReceiver
 
-from conftest import REGION, MotoCluster, make_cluster
+from nodecluster import REGION, MotoCluster, make_cluster
 
 
 

@@ -6,7 +6,7 @@ import json
 
 from dlcfn.node import events
 
-from conftest import AZ, make_cluster
+from nodecluster import AZ, make_cluster
 
 
 def messages(event: dict) -> list[dict]:
