@@ -9,8 +9,13 @@ from __future__ import annotations
 from troposphere import And, Condition, Equals, Not, Parameter, Ref, Template
 
 from dlcfn.blueprint import names
-from dlcfn.spec.cluster import (CIDR_PATTERN, EFS_PERFORMANCE_MODES, MASTER_TYPES, MAX_WORKERS, WORKER_TYPES,
-                                ClusterSpec)
+from dlcfn.blueprint.target import Target
+from dlcfn.spec.cluster import (CIDR_PATTERN, DEFAULT_AMI_PARAMETER, EFS_PERFORMANCE_MODES, MASTER_TYPES, MAX_WORKERS,
+                                WORKER_TYPES, ClusterSpec)
+
+# moto's SSM holds the Amazon Linux public parameters but not the Deep Learning AMI's (and
+# refuses to create names under /aws/), so the moto variant defaults to one it has.
+MOTO_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
 
 _HEX_ID = "([0-9a-f]{8}|[0-9a-f]{17})"
 
@@ -19,7 +24,13 @@ def _optional_id(prefix: str) -> str:
     return f"^$|^{prefix}-{_HEX_ID}$"
 
 
-def add_parameters(t: Template, spec: ClusterSpec) -> None:
+def _ami_parameter(spec: ClusterSpec, target: Target) -> str:
+    if target is Target.MOTO and spec.ami_ssm_parameter == DEFAULT_AMI_PARAMETER:
+        return MOTO_AMI_PARAMETER
+    return spec.ami_ssm_parameter
+
+
+def add_parameters(t: Template, spec: ClusterSpec, target: Target = Target.AWS) -> None:
     add = t.add_parameter
     add(Parameter(names.P_WORKER_COUNT, Type="Number", Default=str(spec.workers), MinValue=1, MaxValue=MAX_WORKERS,
                   Description="Number of worker instances (desired capacity of the worker group)."))
@@ -36,7 +47,7 @@ def add_parameters(t: Template, spec: ClusterSpec) -> None:
                   ConstraintDescription="an IPv4 CIDR such as 203.0.113.7/32",
                   Description="CIDR allowed to SSH to the master, e.g. your address/32.", **ssh))
     add(Parameter(names.P_AMI_PARAMETER, Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-                  Default=spec.ami_ssm_parameter, Description="SSM public parameter naming the AMI (Deep Learning AMI)."))
+                  Default=_ami_parameter(spec, target), Description="SSM public parameter naming the AMI (Deep Learning AMI)."))
     add(Parameter(names.P_IMAGE_ID, Type="String", Default=spec.image_id, AllowedPattern=_optional_id("ami"),
                   ConstraintDescription="empty, or ami- and 8 or 17 hex digits",
                   Description="Explicit AMI id; overrides the SSM parameter when set."))

@@ -2,9 +2,14 @@
 serialises it, and `python -m dlcfn.blueprint.render DIR` writes DIR/dlcfn-cluster.{json,yaml}
 (the default rendering, `make templates`).
 
-Target.MOTO differs from Target.AWS in two places only, both where moto cannot take the AWS
+Target.MOTO differs from Target.AWS in three places only, each where moto cannot take the AWS
 form: the default zone is "<region>a" instead of `Select(0, GetAZs(""))` (moto answers GetAZs
-with us-east-1's zones), and the WaitCondition is left out (moto does not model it).
+with us-east-1's zones), the WaitCondition is left out (moto does not model it), and the AMI's
+SSM parameter defaults to an Amazon Linux one (moto's SSM has no Deep Learning AMI parameters).
+
+Other moto gaps need no variant, the resources are simply not modelled there: SNS
+subscriptions and SecurityGroupEgress are skipped, and instances get no public IP (the public
+outputs are absent).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ FORMATS = ("json", "yaml")
 def build_template(spec: ClusterSpec, target: Target = Target.AWS) -> Template:
     t = Template(Description="dlcfn deep-learning cluster: master + worker Auto Scaling group, EFS, SQS discovery")
     t.set_version("2010-09-09")
-    add_parameters(t, spec)
+    add_parameters(t, spec, target)
     add_rules(t)
     add_conditions(t)
     add_network(t, target)

@@ -121,7 +121,8 @@ class ClusterSpec:
             names.P_SPOT: "true" if self.spot else "false",
             names.P_PLACEMENT_GROUP: "true" if self.placement_group else "false",
             names.P_IMAGE_ID: self.image_id,
-            names.P_AMI_PARAMETER: self.ami_ssm_parameter,
+            # Left to the template's default unless changed: the moto variant defaults to another path.
+            names.P_AMI_PARAMETER: "" if self.ami_ssm_parameter == DEFAULT_AMI_PARAMETER else self.ami_ssm_parameter,
             names.P_WAIT_TIMEOUT: str(self.wait_timeout),
         }
         return {k: v for k, v in values.items() if v != ""}
@@ -219,13 +220,18 @@ def rule_key_name_required(spec: ClusterSpec) -> list[Finding]:
     return [] if spec.key_name else _f("key_name", "is required to SSH to the cluster; name an EC2 key pair of the region")
 
 
+def rule_ssh_cidr_required(spec: ClusterSpec) -> list[Finding]:
+    """Not in RULES: create-stack adds it (the template's SSHLocation has no default, on purpose)."""
+    return [] if spec.ssh_cidr else _f("ssh_cidr", "is required: the CIDR allowed to SSH to the master, e.g. your address/32")
+
+
 RULES: tuple[Rule, ...] = (rule_workers, rule_min_workers, rule_instance_types, rule_ssh_cidr, rule_region,
                            rule_ids, rule_byo_network, rule_efs_mode, rule_sizes)
 
 
-def validate_cluster(spec: ClusterSpec, *, require_key_name: bool = False) -> list[Finding]:
-    """Every finding of every rule (errors and warnings)."""
-    rules = RULES + ((rule_key_name_required,) if require_key_name else ())
+def validate_cluster(spec: ClusterSpec, *, require_key_name: bool = False, require_ssh_cidr: bool = False) -> list[Finding]:
+    """Every finding of every rule (errors and warnings); create-stack asks for the two requirements."""
+    rules = RULES + ((rule_key_name_required,) if require_key_name else ()) + ((rule_ssh_cidr_required,) if require_ssh_cidr else ())
     return [f for rule in rules for f in rule(spec)]
 
 
@@ -255,7 +261,7 @@ def _load_config(config: Path) -> tuple[Document, dict[str, Any]]:
 
 
 def cluster_spec_from_options(options: Mapping[str, Any], config: Path | None = None, *,
-                              require_key_name: bool = False) -> ClusterSpec:
+                              require_key_name: bool = False, require_ssh_cidr: bool = False) -> ClusterSpec:
     """A validated ClusterSpec: cluster.yaml keys overridden by CLI options (None = not given).
 
     Raises ValidationFailed with every finding: flags are named as typed (`--ssh-cidr`), YAML
@@ -281,7 +287,7 @@ def cluster_spec_from_options(options: Mapping[str, Any], config: Path | None = 
     coerced = {k: (_coerce(k, v) if k != "tags" else v) for k, v in values.items()}
     findings += _check_tags(doc, coerced.get("tags"))
     spec = ClusterSpec(**{k: v for k, v in coerced.items() if not (k == "tags" and not isinstance(v, dict))})
-    for f in validate_cluster(spec, require_key_name=require_key_name):
+    for f in validate_cluster(spec, require_key_name=require_key_name, require_ssh_cidr=require_ssh_cidr):
         findings.append(_locate(f, origin.get(f.path, "flag"), doc))
     raise_for_findings(findings)
     return spec

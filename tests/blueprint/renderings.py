@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dlcfn.spec.cluster import ClusterSpec
 
-MOTO_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"  # one moto knows
-
 RENDERINGS: dict[str, ClusterSpec] = {
     "default": ClusterSpec(),
     "byo-vpc": ClusterSpec(vpc_id="vpc-0123456789abcdef0", public_subnet_id="subnet-0123abcd",

@@ -2,8 +2,9 @@
 CREATE_COMPLETE, and the service APIs show every resource the template declares.
 
 moto's gaps (documented in dlcfn/blueprint/render.py and checked here so an upgrade shows up):
-no WaitCondition (left out of the moto variant), no SNS subscriptions or SecurityGroupEgress
-from CloudFormation, no public IP for CloudFormation instances (public outputs absent).
+no WaitCondition (left out of the moto variant), no Deep Learning AMI SSM parameter (the moto
+variant defaults to an Amazon Linux one), no SNS subscriptions or SecurityGroupEgress from
+CloudFormation, no public IP for CloudFormation instances (public outputs absent).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from renderings import MOTO_AMI_PARAMETER
 
 from dlcfn.blueprint import names
 from dlcfn.blueprint.render import Target, render
@@ -27,7 +27,7 @@ STACK = "dl1"
 @pytest.fixture(scope="module", params=["us-east-1", "eu-west-1"])
 def stack(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     region = request.param
-    spec = ClusterSpec(workers=3, key_name="team", ssh_cidr="198.51.100.7/32", ami_ssm_parameter=MOTO_AMI_PARAMETER)
+    spec = ClusterSpec(workers=3, key_name="team", ssh_cidr="198.51.100.7/32")
     with mock_aws():
         cfn = boto3.client("cloudformation", region)
         cfn.create_stack(StackName=STACK, TemplateBody=render(spec, Target.MOTO, "json"), Capabilities=["CAPABILITY_IAM"],

@@ -14,6 +14,7 @@ from renderings import RENDERINGS
 from dlcfn.blueprint import names
 from dlcfn.blueprint.discovery import INLINE_CODE_LIMIT
 from dlcfn.blueprint.inline import minify
+from dlcfn.blueprint.params import MOTO_AMI_PARAMETER
 from dlcfn.blueprint.render import FORMATS, TEMPLATE_NAME, Target, render, template_dict
 from dlcfn.spec.cluster import ClusterSpec
 
@@ -96,6 +97,9 @@ def test_moto_variant_differs_only_where_moto_needs_it() -> None:
     assert changed == {names.PUBLIC_SUBNET, names.PRIVATE_SUBNET}  # the default zone
     assert moto["Resources"][names.PUBLIC_SUBNET]["Properties"]["AvailabilityZone"]["Fn::If"][2] == {"Fn::Sub": "${AWS::Region}a"}
     assert "Fn::GetAZs" not in json.dumps(moto)
+    changed_params = {k for k in moto["Parameters"] if moto["Parameters"][k] != aws["Parameters"][k]}
+    assert changed_params == {names.P_AMI_PARAMETER}
+    assert moto["Parameters"][names.P_AMI_PARAMETER]["Default"] == MOTO_AMI_PARAMETER
 
 
 @pytest.mark.parametrize("module", ["asg_monitor.py", "bootstrap.py"])

@@ -23,8 +23,9 @@ def test_defaults_are_valid_and_become_parameters() -> None:
     assert spec.parameters() == {
         names.P_WORKER_COUNT: "2", names.P_MIN_WORKERS: "2", names.P_WORKER_TYPE: "g5.xlarge",
         names.P_MASTER_TYPE: "c5.xlarge", names.P_EFS_PERFORMANCE_MODE: "generalPurpose", names.P_ROOT_VOLUME_GB: "100",
-        names.P_SPOT: "false", names.P_PLACEMENT_GROUP: "false", names.P_AMI_PARAMETER: DEFAULT_AMI_PARAMETER,
-        names.P_WAIT_TIMEOUT: "3600"}
+        names.P_SPOT: "false", names.P_PLACEMENT_GROUP: "false", names.P_WAIT_TIMEOUT: "3600"}
+    assert spec.ami_ssm_parameter == DEFAULT_AMI_PARAMETER  # left to the template's default
+    assert ClusterSpec(ami_ssm_parameter="/my/ami").parameters()[names.P_AMI_PARAMETER] == "/my/ami"
 
 
 def test_flags_override_yaml(tmp_path: Path) -> None:
@@ -91,6 +92,8 @@ def test_key_name_required_only_when_asked() -> None:
     assert paths(ClusterSpec(), require_key_name=True) == ["key_name"]
     with pytest.raises(ValidationFailed, match="--key-name: is required"):
         cluster_spec_from_options({}, require_key_name=True)
+    assert paths(ClusterSpec(), require_ssh_cidr=True) == ["ssh_cidr"]
+    assert paths(ClusterSpec(ssh_cidr="10.0.0.0/8", key_name="k"), require_ssh_cidr=True, require_key_name=True) == []
 
 
 def test_worker_types_cover_the_gpu_families() -> None:
