@@ -2,8 +2,10 @@
 
 Shipped inline as the Lambda's ZipFile, so it is one self-contained file (stdlib + boto3).
 Every notification triggers a fresh look at the group (not a count of events), so duplicate
-and re-ordered notifications give the same answer. When every desired instance is InService
-and Healthy it posts one `asg-ready` message to the master queue and tags the group
+and re-ordered notifications give the same answer. When every desired instance is launched
+(Pending or InService) and Healthy it posts one `asg-ready` message to the master queue (a
+launch notice may arrive before the group shows its instance InService; the master waits for
+each listed instance's hello anyway) and tags the group
 `dlcfn:asg-ready=<count>`; the tag is the "already posted" state. On a launch error it keeps
 the instances that launched if there are at least MIN_WORKERS of them (lowers the desired
 capacity, suspends replacement), else it signals the stack's WaitCondition FAILURE.
@@ -93,10 +95,9 @@ def handle(asg, msg):
     live = [i for i in group["Instances"] if i["LifecycleState"] in LIVE and i["HealthStatus"] == "Healthy"]
     if event.endswith("LAUNCH_ERROR") and not launch_error(asg, group, live, msg):
         return None
-    ready = [i for i in live if i["LifecycleState"] == "InService"]
-    if group["DesiredCapacity"] > 0 and len(ready) >= group["DesiredCapacity"]:
-        return post_ready(asg, group, ready)
-    return log("waiting", event=event, group=name, ready=len(ready), desired=group["DesiredCapacity"])
+    if group["DesiredCapacity"] > 0 and len(live) >= group["DesiredCapacity"]:
+        return post_ready(asg, group, live)
+    return log("waiting", event=event, group=name, ready=len(live), desired=group["DesiredCapacity"])
 
 
 def handler(event, context):

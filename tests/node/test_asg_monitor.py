@@ -106,6 +106,20 @@ def test_waits_until_every_desired_instance_is_healthy(aws, monitor, lambda_env,
     assert message["count"] == 3
 
 
+def test_launch_notice_before_in_service_counts_the_instance(aws, monitor, lambda_env) -> None:
+    """Auto Scaling may publish the launch before the group lists the instance InService."""
+    cluster = make_cluster(workers=2, min_workers=2)
+    lambda_env(cluster)
+    handler = monitor(cluster)
+    first, second = cluster.worker_ids()
+    # moto puts instances InService at once: set the state the API would show for a moment.
+    group = autoscaling_backends[DEFAULT_ACCOUNT_ID][REGION].autoscaling_groups[cluster.group]
+    next(s for s in group.instance_states if s.instance.id == second).lifecycle_state = "Pending"
+    handler.handler(events.launch(cluster.group, second, AZ, cluster.subnet), None)
+    [message] = cluster.messages(cluster.master_queue_url)
+    assert message["instances"] == [first, second]
+
+
 def test_duplicate_and_reordered_notifications_post_once(aws, monitor, lambda_env, capsys) -> None:
     cluster = make_cluster(workers=2, min_workers=1)
     lambda_env(cluster)
