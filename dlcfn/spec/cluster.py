@@ -154,11 +154,11 @@ def rule_min_workers(spec: ClusterSpec) -> list[Finding]:
 
 def rule_instance_types(spec: ClusterSpec) -> list[Finding]:
     doc = Document({})
-    found = check_choice(doc, "worker_type", spec.worker_type, WORKER_TYPES)
-    found += check_choice(doc, "master_type", spec.master_type, MASTER_TYPES)
-    # The full lists are long: name the families instead of every size.
+    # The worker list is long: name the families instead of every size.
     families = ", ".join(f"{k}.*" for k in GPU_TYPES) + ", " + ", ".join(CPU_TYPES)
-    return [dataclasses.replace(f, message=f.message.split("; choose")[0] + f"; choose one of: {families}") for f in found]
+    workers = [dataclasses.replace(f, message=f.message.split("; choose")[0] + f"; choose one of: {families}")
+               for f in check_choice(doc, "worker_type", spec.worker_type, WORKER_TYPES)]
+    return workers + check_choice(doc, "master_type", spec.master_type, MASTER_TYPES)
 
 
 def rule_ssh_cidr(spec: ClusterSpec) -> list[Finding]:
