@@ -32,19 +32,28 @@ from dlcfn.local.sshd import SshHostPool, processes_with_env
 
 # The ranks are shell scripts by default: the benchmark measures the launchers, not Python's
 # start-up (~35 ms of CPU per rank here, the same for both; --rank python measures with it).
+# args: STAMP_DIR EXPECTED [TRIGGER]. The scheduler lives until EXPECTED ranks have started, as
+# in a real job (the classic launcher exits, abandoning ranks not yet started, when it ends).
 STAMP_SH = """t=$(date +%s.%N)
-echo "$t" > "$1/${DMLC_ROLE:-x}-$$"
-if [ -n "$2" ]; then
-  while [ ! -e "$2" ]; do sleep 0.01; done
-  if [ "$DLCFN_PROCESS" = worker-1 ]; then date +%s.%N > "$1/death"; exit 3; fi
+d=$1; want=$2; trigger=$3
+echo "$t" > "$d/${DMLC_ROLE:-x}-$$"
+if [ "$DMLC_ROLE" = scheduler ]; then  # shell built-ins only: the wait costs no CPU to speak of
+  i=0; while [ $i -lt 1200 ]; do set -- "$d"/*; [ $# -ge "$want" ] && break; sleep 0.05; i=$((i+1)); done
+fi
+if [ -n "$trigger" ]; then
+  while [ ! -e "$trigger" ]; do sleep 0.01; done
+  if [ "$DLCFN_PROCESS" = worker-1 ]; then date +%s.%N > "$d/death"; exit 3; fi
   sleep 600
 fi
 """
 STAMP_PY = """import os, sys, time
 t = time.time()
-d = sys.argv[1]
+d, expected = sys.argv[1], int(sys.argv[2])
 open(os.path.join(d, "%s-%d" % (os.environ.get("DMLC_ROLE", "x"), os.getpid())), "w").write(repr(t))
-trigger = sys.argv[2] if len(sys.argv) > 2 else ""
+deadline = time.time() + 60
+while os.environ.get("DMLC_ROLE") == "scheduler" and len(os.listdir(d)) < expected and time.time() < deadline:
+    time.sleep(0.01)
+trigger = sys.argv[3] if len(sys.argv) > 3 else ""
 if trigger:
     me = os.environ.get("DLCFN_PROCESS")
     while not os.path.exists(trigger):
@@ -82,6 +91,7 @@ RANK = {"sh": ("/bin/sh", "stamp.sh"), "python": (sys.executable, "stamp.py")}  
 
 
 def last_stamp(stamps: Path, expected: int, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> float:
+    """The latest rank start time, once `expected` ranks have written theirs."""
     exited_at = None
     while time.monotonic() < deadline:
         files = [f for f in stamps.iterdir() if f.name != "death"]
@@ -112,7 +122,7 @@ class Bench:
 def run_dlcfn(b: Bench, n: int, stamps: Path, trigger: str = "", job_id: str = "") -> subprocess.Popen[bytes]:
     pool, tmp = b.pool, b.tmp
     job = tmp / "job.yaml"
-    args = [str(stamps)] + ([trigger] if trigger else [])
+    args = [str(stamps), str(n + 2)] + ([trigger] if trigger else [])
     interpreter, script = RANK[b.rank]
     job.write_text(yaml.safe_dump({"name": "fanout", "script": script, "args": args, "workdir": str(b.wd), "python": interpreter,
                                    "num_workers": n, "num_servers": 1, "timeout": 120}))
@@ -132,7 +142,7 @@ def run_classic(b: Bench, n: int, stamps: Path) -> subprocess.Popen[bytes]:
     hosts = tmp / "classic_hosts"
     hosts.write_text("".join(f"{h.address}:{h.port}\n" for h in pool.hosts[:n]))
     cmd = [sys.executable, str(shim / "wrapper.py"), str(classic_launch_py()), "-n", str(n), "-s", "1", "--launcher", "ssh",
-           "-H", str(hosts), RANK[b.rank][0], str(b.wd / RANK[b.rank][1]), str(stamps)]
+           "-H", str(hosts), RANK[b.rank][0], str(b.wd / RANK[b.rank][1]), str(stamps), str(n + 2)]
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
     return subprocess.Popen(cmd, cwd=b.wd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=b.join_account)
 
