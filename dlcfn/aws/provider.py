@@ -27,6 +27,7 @@ from dlcfn.inventory import ClusterState, load_state, save_state
 from dlcfn.progress import Progress, Update
 from dlcfn.provider import ClusterSummary, CreateRequest, DeleteReport, ProviderOptions, UpdateRequest
 
+_SENT_PARAMETERS = "parameters.json"  # the parameter values create-stack sent, in the cluster's directory
 # (spec, target) -> template JSON text; the default is the blueprint's renderer.
 Renderer = Callable[[Any, str], str]
 UpdateParams = Callable[[dict[str, str], dict[str, Any]], dict[str, str]]
@@ -77,7 +78,9 @@ class AwsProvider:
         if stacks.find(name) is not None:
             raise StackExists(f"cluster {name!r} already exists in {self.session.region}", hint=f"see `dlcfn status {name}`, or pick another name")
         body = self.render(request.spec, self.target)
-        stack_id = stacks.create(name, body, request.spec.parameters(), rollback=request.rollback)
+        parameters = request.spec.parameters()
+        stack_id = stacks.create(name, body, parameters, rollback=request.rollback)
+        self._record_parameters(name, parameters)
         progress.note(f"creating stack {name} in {self.session.region} ({self.target} template)")
         access = self._access(name, request.ssh_key)
         if not request.wait:
@@ -115,10 +118,15 @@ class AwsProvider:
         if stack["StackStatus"] not in stk.USABLE:
             raise DlcfnError(f"cluster {name!r} is {stack['StackStatus']}, it cannot be updated now", hint=f"see `dlcfn status {name}`")
         current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-        parameters = {**current, **self.update_parameters(current, request.options)}
+        changes = self.update_parameters(current, request.options)
         with aws_errors(f"read the template of {name!r}"):
             body = self.stacks.cfn.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
         body = body if isinstance(body, str) else json.dumps(body)  # boto3 parses JSON bodies into dicts
+        parameters: dict[str, str | None] = {k: None for k in current}  # None: keep the previous value
+        moto_values = self._moto_sent_parameters(name)
+        if moto_values is not None:
+            parameters = dict(moto_values)
+        parameters.update(changes)
         policy = self._policy(request.timeout_s)
         summary = stacks.plan_update(name, body, parameters, policy)
         for line in [f"change set for {name}:", *summary.lines()]:
@@ -133,6 +141,8 @@ class AwsProvider:
             raise DlcfnError(f"update of {name!r} cancelled; nothing changed")
         tail = stacks.tail(stack["StackId"], fresh=False)
         stacks.execute(summary)
+        if moto_values is not None:  # what the stack now holds is what the next update resends
+            self._record_parameters(name, {k: v for k, v in parameters.items() if v is not None})
         stacks.wait(name, stack["StackId"], stk.Operation.UPDATE, tail, policy, _reporter(progress))
         return self._ready(name, self._access(name, ""), policy, progress)
 
@@ -140,13 +150,15 @@ class AwsProvider:
     def delete(self, name: str, progress: Progress, *, purge_efs: bool = False) -> DeleteReport:
         stacks = self.stacks
         stack = stacks.find(name)
+        created: list[tuple[str, str]] = []
         if stack is not None:
+            created = stacks.resources(stack["StackId"])  # what to check for once the stack is gone
             tail = stacks.tail(stack["StackId"], fresh=False)
             progress.note(f"deleting stack {name}")
             if self._delete_stack(stacks, stack["StackId"], progress):
                 stacks.wait(name, stack["StackId"], stk.Operation.DELETE, tail, self.policy, _reporter(progress))
         with aws_errors(f"sweep what is left of {name!r}"):
-            leftovers = sweep(self.session, name, purge_efs=purge_efs)
+            leftovers = sweep(self.session, name, purge_efs=purge_efs, stack_resources=created)
         shutil.rmtree(self.home.cluster_dir(name), ignore_errors=True)
         return DeleteReport(existed=stack is not None, leftovers=leftovers)
 
@@ -166,6 +178,24 @@ class AwsProvider:
             progress.note("moto left the VPC and its route tables behind (a moto gap); the sweep removes them")
             return False
         return True
+
+    def _record_parameters(self, name: str, parameters: dict[str, str]) -> None:
+        sent = self.home.cluster_dir(name) / _SENT_PARAMETERS
+        sent.parent.mkdir(parents=True, exist_ok=True)
+        sent.write_text(json.dumps(parameters, indent=1, sort_keys=True))
+
+    def _moto_sent_parameters(self, name: str) -> dict[str, str] | None:
+        """Under moto, the values create-stack sent (None elsewhere, or when not recorded).
+
+        moto mishandles UsePreviousValue twice: it reuses an SSM-typed parameter's resolved AMI id
+        as if it were the parameter path, and counts a defaulted parameter named in the update as
+        changed, then fails to update the resources that use it (EFS mount target, the worker
+        group). Resending exactly what create sent avoids both. On AWS, UsePreviousValue is right.
+        """
+        sent = self.home.cluster_dir(name) / _SENT_PARAMETERS
+        if self.target != "moto" or not sent.exists():
+            return None
+        return dict(json.loads(sent.read_text()))
 
     # -- helpers -----------------------------------------------------------------------------
     def _policy(self, timeout_s: float) -> stk.WaitPolicy:

@@ -187,8 +187,11 @@ class Stacks:
             clock.sleep(min(delay, max(policy.timeout_s - elapsed, 0.0)))
             delay = min(delay * 2, policy.max_poll_s)
 
-    def plan_update(self, name: str, template_body: str, parameters: dict[str, str], policy: WaitPolicy) -> ChangeSummary:
-        """Create a change set and wait until CloudFormation has computed it. NoChanges if empty."""
+    def plan_update(self, name: str, template_body: str, parameters: dict[str, str | None], policy: WaitPolicy) -> ChangeSummary:
+        """Create a change set and wait until CloudFormation has computed it. NoChanges if empty.
+
+        A parameter whose value is None keeps its previous value (UsePreviousValue: on AWS that
+        also keeps an SSM-typed parameter's path rather than the AMI id it resolved to)."""
         stack = self.describe(name)
         old = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
         change_name = "dlcfn-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
@@ -205,7 +208,7 @@ class Stacks:
             if "didn't contain changes" in reason or "No updates" in reason:
                 raise NoChanges(f"stack {name!r}: nothing to change")
             raise DlcfnError(f"stack {name!r}: the change set failed: {reason}")
-        param_changes = [(k, old.get(k, ""), v) for k, v in sorted(parameters.items()) if old.get(k, "") != v]
+        param_changes = [(k, old.get(k, ""), v) for k, v in sorted(parameters.items()) if v is not None and old.get(k, "") != v]
         resources = [_resource_change(c) for c in desc.get("Changes", []) if c.get("Type") == "Resource"]
         if not param_changes and not resources:
             self.discard_change_set(change_id)
@@ -231,6 +234,12 @@ class Stacks:
         with aws_errors("delete change set"):
             self.cfn.delete_change_set(ChangeSetName=change_id)
 
+    def resources(self, stack_id: str) -> list[tuple[str, str]]:
+        """(type, physical id) of every resource of the stack."""
+        with aws_errors("list stack resources"):
+            pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+            return [(r["ResourceType"], r.get("PhysicalResourceId", "")) for page in pages for r in page["StackResourceSummaries"]]
+
     def delete(self, stack_id: str) -> None:
         with aws_errors(f"delete stack {stack_id}"):
             self.cfn.delete_stack(StackName=stack_id)
@@ -244,8 +253,9 @@ class Stacks:
         return tail
 
 
-def _parameters(values: dict[str, str]) -> list[dict[str, str]]:
-    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())]
+def _parameters(values: dict[str, str] | dict[str, str | None]) -> list[dict[str, Any]]:
+    return [{"ParameterKey": k, "UsePreviousValue": True} if v is None else {"ParameterKey": k, "ParameterValue": str(v)}
+            for k, v in sorted(values.items())]
 
 
 def _resource_change(change: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -11,7 +11,7 @@ describe_tags call and deleted in dependency order.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,22 @@ _ORDER = ["instance", "natgateway", "elastic-ip", "network-interface", "route-ta
           "security-group", "internet-gateway", "vpc", "launch-template", "volume"]
 
 
-def sweep(session: AwsSession, name: str, *, purge_efs: bool) -> list[Leftover]:
+# CloudFormation resource types -> the kinds above, for resources the stack listed before it went.
+_STACK_TYPES = {
+    "AWS::EC2::Instance": "instance", "AWS::EC2::NatGateway": "natgateway", "AWS::EC2::EIP": "elastic-ip",
+    "AWS::EC2::NetworkInterface": "network-interface", "AWS::EC2::RouteTable": "route-table", "AWS::EC2::Subnet": "subnet",
+    "AWS::EC2::SecurityGroup": "security-group", "AWS::EC2::InternetGateway": "internet-gateway", "AWS::EC2::VPC": "vpc",
+    "AWS::EC2::LaunchTemplate": "launch-template", "AWS::EC2::Volume": "volume",
+}
+
+
+def sweep(session: AwsSession, name: str, *, purge_efs: bool, stack_resources: Sequence[tuple[str, str]] = ()) -> list[Leftover]:
+    """Remove what is left of cluster `name`: EC2 resources tagged with it, and the EC2 resources
+    the stack listed before its deletion (`(type, physical id)` pairs; moto does not tag all)."""
     ec2 = session.client("ec2")
     tagged = _tagged_ec2(ec2, name)
+    for kind, resource_id in _from_stack(ec2, stack_resources):
+        tagged.setdefault(kind, set()).add(resource_id)
     results: list[Leftover | None] = []
     for kind in _ORDER:
         for resource_id in sorted(tagged.get(kind, [])):
@@ -58,11 +71,36 @@ def _tagged_ec2(ec2: Any, name: str) -> dict[str, set[str]]:
     for page in ec2.get_paginator("describe_tags").paginate(Filters=filters):
         for tag in page["Tags"]:
             found.setdefault(tag["ResourceType"], set()).add(tag["ResourceId"])
-    # Elastic IPs are not in describe_tags everywhere (moto leaves them out): ask for them directly.
-    addresses = ec2.describe_addresses(Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [name]}])["Addresses"]
+    # Elastic IPs and NAT gateways are not in describe_tags everywhere (moto leaves them out).
+    tag_filter = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [name]}]
+    addresses = ec2.describe_addresses(Filters=tag_filter)["Addresses"]
     found.setdefault("elastic-ip", set()).update(a["AllocationId"] for a in addresses if "AllocationId" in a)
+    gateways = ec2.describe_nat_gateways(Filters=tag_filter)["NatGateways"]
+    found.setdefault("natgateway", set()).update(g["NatGatewayId"] for g in gateways if g["State"] not in ("deleting", "deleted"))
     if "instance" in found:  # terminated instances keep their tags for a while: nothing to do
         found["instance"] = _live_instances(ec2, found["instance"])
+    return found
+
+
+def _from_stack(ec2: Any, resources: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    found = []
+    for rtype, physical_id in resources:
+        kind = _STACK_TYPES.get(rtype)
+        if kind is None or not physical_id:
+            continue
+        if kind == "elastic-ip":  # an EIP's physical id is its public IP; release needs the allocation id
+            addresses = ec2.describe_addresses(Filters=[{"Name": "public-ip", "Values": [physical_id]}])["Addresses"]
+            found += [(kind, a["AllocationId"]) for a in addresses if "AllocationId" in a]
+        elif kind == "natgateway":
+            gateways = ec2.describe_nat_gateways(NatGatewayIds=[physical_id])["NatGateways"]
+            found += [(kind, g["NatGatewayId"]) for g in gateways if g["State"] not in ("deleting", "deleted")]
+            # its ENI goes with it on AWS; moto keeps it after the gateway is deleted
+            found += [("network-interface", a["NetworkInterfaceId"]) for g in gateways
+                      for a in g.get("NatGatewayAddresses", []) if a.get("NetworkInterfaceId")]
+        elif kind == "instance":
+            found += [(kind, i) for i in _live_instances(ec2, {physical_id})]
+        else:
+            found.append((kind, physical_id))
     return found
 
 

@@ -122,3 +122,32 @@ def test_sweep_removes_tagged_leftovers_and_keeps_efs_unless_purged(provider: An
     purged = sweep(provider.session, "gamma", purge_efs=True)
     assert [(x.resource_id, x.outcome.value) for x in purged] == [(fs, "deleted")]
     assert [f["FileSystemId"] for f in efs.describe_file_systems()["FileSystems"]] == [other]
+
+
+def test_blueprint_stack_create_update_delete_leaves_nothing(moto: None, aws_env: Path, progress: Any) -> None:
+    """The same cycle with the real blueprint (Target.MOTO) and the real spec rules."""
+    from dlcfn.aws.provider import AwsProvider
+    from dlcfn.aws.session import AwsSession, AwsTarget
+    from dlcfn.home import Home
+    from dlcfn.spec.cluster import cluster_spec_from_options
+
+    ec2 = boto3.client("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    boto3.client("ssm").put_parameter(Name="/dlcfn/test/ami-id", Value=ami, Type="String")  # moto has no DLAMI parameter
+    before = snapshot()
+    spec = cluster_spec_from_options({"workers": "2", "key_name": "k", "ssh_cidr": "203.0.113.7/32", "ami_ssm_parameter": "/dlcfn/test/ami-id"},
+                                     None, require_key_name=True)
+    provider = AwsProvider(home=Home(aws_env), session=AwsSession.open(AwsTarget()), target="moto")
+    state = provider.create(CreateRequest(name="real", spec=spec), progress)
+    assert [n.name for n in state.nodes] == ["master", "worker-1", "worker-2"]
+    master, workers = state.master, state.workers
+    assert master is not None and all(not w.public_ip for w in workers)  # workers in the private subnet
+    assert state.outputs[names.O_MASTER_PRIVATE_IP] == master.private_ip
+    updated = provider.update(UpdateRequest(name="real", options={"workers": "4"}), progress)
+    assert [n.name for n in updated.nodes] == ["master", "worker-1", "worker-2", "worker-3", "worker-4"]
+    stack = boto3.client("cloudformation").describe_stacks(StackName="real")["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert (params[names.P_WORKER_COUNT], params[names.P_MIN_WORKERS]) == ("4", "4")
+    report = provider.delete("real", progress)
+    assert report.existed and all(x.outcome.value == "deleted" for x in report.leftovers)
+    assert snapshot() == before
