@@ -27,7 +27,8 @@ _TRAIN_KEY, _VALID_KEY = 1_000_001, 1_000_002
 
 class LMModel(Protocol):
     def train_batch(self, arrays: BatchArrays) -> tuple[object, float]:
-        """Forward, backward, clip, update; returns (summed NLL as an NDArray, grad norm)."""
+        """Forward, backward, clip, update; returns (summed NLL, grad norm), both NDArrays
+        (not read back per batch: reading waits for the computation)."""
 
     def eval_batch(self, arrays: BatchArrays) -> object:
         """Summed NLL of the batch (NDArray), no gradient."""
@@ -49,7 +50,7 @@ class EpochTotals:
     real_tokens: int = 0
     positions: int = 0
     batches: int = 0
-    grad_norms: list[float] = field(default_factory=list)
+    grad_norms: list = field(default_factory=list)  # NDArrays until the epoch ends
 
 
 def train_epoch(model: LMModel, data: BucketedData, args: argparse.Namespace, runtime: Runtime,
@@ -67,7 +68,12 @@ def train_epoch(model: LMModel, data: BucketedData, args: argparse.Namespace, ru
         totals.positions += arrays.positions
         totals.batches += 1
         totals.grad_norms.append(norm)
+        if len(pending) > 1:
+            # Let Python run one batch ahead of the engine, no further: unbounded, it would
+            # queue the whole epoch and compete with the engine for the cores.
+            pending[-2].wait_to_read()
     totals.nll = sum(float(x.asscalar()) for x in pending)  # waits for the last batch
+    totals.grad_norms = [float(n.asscalar()) for n in totals.grad_norms]
     return totals, time.perf_counter() - start
 
 
