@@ -401,3 +401,27 @@ def test_update_with_bad_values_exits_2_and_changes_nothing(moto_env: dict[str, 
     assert out.returncode == 1 and "does not exist" in out.stderr
     out = run_cli("update-stack", "c1", env=moto_env)
     assert out.returncode == 2 and "nothing to change" in out.stderr
+
+
+def test_dry_run_validates_renders_and_creates_nothing(cli_env: dict[str, str], recorder: Recorder) -> None:
+    out = run_cli("create-stack", "plan-only", "--workers", "3", "--worker-type", "p3.2xlarge", *GOOD, "--dry-run", "--target", "aws",
+                  env={**cli_env, "AWS_ENDPOINT_URL": recorder.url})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "plan: create stack 'plan-only' in us-east-1 (aws template); nothing was created"
+    assert "  WorkerCount = 3" in lines and "  WorkerInstanceType = p3.2xlarge" in lines and "  SSHLocation = 203.0.113.7/32" in lines
+    assert any(line.split() == ["1", "AWS::AutoScaling::AutoScalingGroup"] for line in lines)
+    assert any(line.split() == ["1", "AWS::CloudFormation::WaitCondition"] for line in lines)  # the AWS variant waits for the nodes
+    assert recorder.requests == []
+
+
+def test_no_wait_returns_once_the_stack_is_accepted(moto_env: dict[str, str]) -> None:
+    import json
+
+    out = run_cli("create-stack", "quick", "--workers", "1", *CREATE_FLAGS, "--no-wait", "--json", env=moto_env)
+    assert out.returncode == 0, out.stderr
+    state = json.loads(out.stdout)
+    assert state["nodes"] == [] and state["stack_status"] == "CREATE_IN_PROGRESS"
+    status = json.loads(run_cli("status", "quick", "--json", env=moto_env).stdout)
+    assert status["stack_status"] == "CREATE_COMPLETE" and len(status["nodes"]) == 2
+    assert run_cli("delete-stack", "quick", "--yes", env=moto_env).returncode == 0
