@@ -112,10 +112,18 @@ class ImageTrainer:
 
 
 def _stats(mx, outs, ys, losses, n):
-    """(summed loss, correct) for a batch, as host floats (one sync per batch)."""
-    loss = sum(float(l.asscalar()) for l in losses) * n
-    correct = sum(float((o.argmax(axis=1) == b).sum().asscalar()) for o, b in zip(outs, ys))
-    return loss, correct
+    """(summed loss, correct) of a batch as one NDArray of shape (2,) on the CPU: not read
+    back here (reading waits for the batch), so Python runs ahead to the next batch."""
+    loss = mx.nd.add_n(*[l.as_in_context(mx.cpu()) for l in losses]) * n
+    correct = mx.nd.add_n(*[(o.argmax(axis=1) == b).sum().as_in_context(mx.cpu()) for o, b in zip(outs, ys)])
+    return mx.nd.concat(loss.reshape((1,)), correct.reshape((1,)), dim=0)
+
+
+def _read(stats: list) -> tuple[float, float]:
+    if not stats:
+        return 0.0, 0.0
+    total = sum(s.asnumpy().astype('float64') for s in stats)
+    return float(total[0]), float(total[1])
 
 
 def batches(n: int, batch_size: int, seed: int | None) -> list:
@@ -129,12 +137,15 @@ def batches(n: int, batch_size: int, seed: int | None) -> list:
 def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> dict:
     plan = shard_evenly(batches(len(data.train.labels), args.batch_size, args.seed * 1000 + epoch),
                         runtime.rank, runtime.num_workers)
-    loss = correct = seen = 0.0
+    stats, seen = [], 0
     start = time.perf_counter()
     for i, idx in enumerate(plan):
         model.trainer.set_learning_rate(lr_at(epoch - 1 + i / max(len(plan), 1)))
-        l, c = model.train_batch(data.train.images[idx], data.train.labels[idx])
-        loss, correct, seen = loss + l, correct + c, seen + len(idx)
+        stats.append(model.train_batch(data.train.images[idx], data.train.labels[idx]))
+        seen += len(idx)
+        if len(stats) > 1:
+            stats[-2].wait_to_read()  # one batch ahead of the engine, no further
+    loss, correct = _read(stats)
     seconds = time.perf_counter() - start
     mine = seen
     loss, correct, seen, secs = allreduce_sums(runtime, [loss, correct, seen, seconds], _EPOCH_KEY)
@@ -146,11 +157,8 @@ def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> di
 
 
 def evaluate(model: ImageTrainer, data, args, runtime) -> dict:
-    loss = correct = 0.0
     plan = shard_all(batches(len(data.valid.labels), args.batch_size, None), runtime.rank, runtime.num_workers)
-    for idx in plan:
-        l, c = model.eval_batch(data.valid.images[idx], data.valid.labels[idx])
-        loss, correct = loss + l, correct + c
+    loss, correct = _read([model.eval_batch(data.valid.images[idx], data.valid.labels[idx]) for idx in plan])
     loss, correct = allreduce_sums(runtime, [loss, correct], _VALID_KEY)
     n = len(data.valid.labels)
     return {"valid_loss": loss / n, "valid_acc": correct / n}

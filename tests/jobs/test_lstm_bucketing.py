@@ -95,3 +95,34 @@ def test_gru_variational_learned_init_sgd_average_and_resume(tmp_path: Path, run
     assert resumed["epochs"][:3] == first["epochs"]
     assert resumed["epochs"][3]["valid_ppl"] < first["epochs"][2]["valid_ppl"]
     assert (out / "rank-0" / "checkpoints" / "epoch-0003.params").exists()
+
+
+LAUNCH_WRAPPER = """
+import runpy, sys, threading
+threading.Thread.isAlive = threading.Thread.is_alive  # removed in Python 3.9; the launcher calls it
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_runs_unchanged_under_mxnet_tools_launch(tmp_path: Path, processes) -> None:
+    """MXNet's classic launcher sets only the DMLC variables: --kvstore auto joins as dist_sync."""
+    import mxnet
+
+    launch = Path(mxnet.__file__).parent / "tools" / "launch.py"
+    wrapper = tmp_path / "launch_wrapper.py"
+    wrapper.write_text(LAUNCH_WRAPPER)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(wrapper), str(launch), "-n", "2", "-s", "1", "--launcher", "local",
+           sys.executable, str(JOBS / "lstm_bucketing/train.py"), "--vocab-size", "800", "--embed", "16",
+           "--hidden", "16", "--layers", "1", "--max-sentences", "160", "--epochs", "1", "--output", str(out)]
+    log = tmp_path / "launch.log"
+    proc = processes.start(cmd, job_env(DMLC_NODE_HOST="127.0.0.1"), log)
+    try:
+        rc = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"tools/launch.py run still going after 120s:\n{log.read_text()[-3000:]}")
+    assert rc == 0, log.read_text()[-3000:]
+    m0, m1 = read_metrics(out, 0), read_metrics(out, 1)
+    assert (m0["kvstore"], m0["num_workers"], m1["rank"]) == ("dist_sync", 2, 1)
+    assert m0["epochs"][-1]["valid_ppl"] == m1["epochs"][-1]["valid_ppl"]
