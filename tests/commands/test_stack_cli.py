@@ -425,3 +425,42 @@ def test_no_wait_returns_once_the_stack_is_accepted(moto_env: dict[str, str]) ->
     status = json.loads(run_cli("status", "quick", "--json", env=moto_env).stdout)
     assert status["stack_status"] == "CREATE_COMPLETE" and len(status["nodes"]) == 2
     assert run_cli("delete-stack", "quick", "--yes", env=moto_env).returncode == 0
+
+
+def test_progress_in_a_terminal_is_a_live_rich_table(moto_env: dict[str, str]) -> None:
+    """stderr on a pseudo-terminal: dlcfn draws the rich table (styled) instead of plain lines."""
+    import pty
+    import select
+
+    master_fd, slave_fd = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dlcfn", "create-stack", "tty", "--workers", "1", *CREATE_FLAGS],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave_fd,
+                            env={**moto_env, "TERM": "xterm-256color", "COLUMNS": "160"})
+    os.close(slave_fd)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([master_fd], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(master_fd, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master_fd)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, screen
+    assert "\x1b[" in screen and ("┃" in screen or "│" in screen)  # styled, drawn as a table
+    final = screen[screen.rfind("create-stack tty"):]
+    for word in ("tty", "CREATE_COMPLETE", "master", "worker-1", "running"):
+        assert word in final
+    assert stdout.decode().startswith("cluster tty: CREATE_COMPLETE")  # results stay plain on stdout
+    assert run_cli("delete-stack", "tty", "--yes", env=moto_env).returncode == 0
