@@ -78,6 +78,13 @@ def _provider(local: bool, profile: str | None, region: str | None, target: str 
     return load_provider(local, Home.from_env(), ProviderOptions(profile=profile, region=region, target=target))
 
 
+def _known_region(name: str) -> str | None:
+    """The region recorded when this machine created the cluster: `status NAME` then finds it
+    without --region even when the default region is another one."""
+    path = Home.from_env().state_file(name)
+    return load_state(path, name).region or None if path.exists() else None
+
+
 def _progress(title: str, json_output: bool) -> Any:
     from dlcfn.progress import Progress, choose_look
 
@@ -146,7 +153,7 @@ def _print_plan(name: str, spec: Any, provider: Any) -> None:
 def status(name: str, json_output: bool, local: bool, profile: str | None, region: str | None) -> None:
     """Show cluster NAME: stack state, outputs and the node table."""
     _check_name(name)
-    state = _provider(local, profile, region).status(name)
+    state = _provider(local, profile, region or _known_region(name)).status(name)
     _print_state(state, json_output)
 
 
@@ -209,7 +216,7 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
     changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
         raise UserInputError("update-stack: nothing to change; pass --workers, --min-workers, --worker-type or --ssh-cidr")
-    provider = _provider(local, profile, region)
+    provider = _provider(local, profile, region or _known_region(name))
 
     def confirm(lines: list[str]) -> bool:
         return yes or click.confirm(f"apply these changes to {name}?", err=True)
@@ -230,7 +237,7 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
 def delete_stack(name: str, purge_efs: bool, yes: bool, local: bool, json_output: bool, profile: str | None, region: str | None) -> None:
     """Delete cluster NAME and sweep for anything it left behind."""
     _check_name(name)
-    provider = _provider(local, profile, region)
+    provider = _provider(local, profile, region or _known_region(name))
     if provider.exists(name) and not yes:
         click.confirm(f"delete cluster {name} and everything it created?", err=True, abort=True)
     with _progress(f"delete-stack {name}", json_output) as progress:

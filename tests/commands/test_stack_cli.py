@@ -214,13 +214,13 @@ def moto_env(moto_server: str, cli_env: dict[str, str]) -> dict[str, str]:
 AMI_PARAMETER = "/dlcfn/test/ami-id"
 
 
-def seed_ami_parameter(url: str) -> None:
+def seed_ami_parameter(url: str, region: str = "us-east-1") -> None:
     """AWS publishes the Deep Learning AMI id as a public SSM parameter; moto has no such
     parameter and refuses to create /aws/ names, so the tests name their own with
     --ami-ssm-parameter (a user option) and put one of moto's AMIs there."""
     import boto3
 
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
     ec2 = session.client("ec2", endpoint_url=url)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     session.client("ssm", endpoint_url=url).put_parameter(Name=AMI_PARAMETER, Value=ami, Type="String", Overwrite=True)
@@ -418,13 +418,17 @@ def test_dry_run_validates_renders_and_creates_nothing(cli_env: dict[str, str], 
 def test_no_wait_returns_once_the_stack_is_accepted(moto_env: dict[str, str]) -> None:
     import json
 
-    out = run_cli("create-stack", "quick", "--workers", "1", *CREATE_FLAGS, "--no-wait", "--json", env=moto_env)
+    seed_ami_parameter(moto_env["AWS_ENDPOINT_URL"], "eu-west-1")
+    out = run_cli("create-stack", "quick", "--workers", "1", *CREATE_FLAGS, "--region", "eu-west-1", "--no-wait", "--json", env=moto_env)
     assert out.returncode == 0, out.stderr
     state = json.loads(out.stdout)
-    assert state["nodes"] == [] and state["stack_status"] == "CREATE_IN_PROGRESS"
+    assert state["nodes"] == [] and state["stack_status"] == "CREATE_IN_PROGRESS" and state["region"] == "eu-west-1"
+    # the default region is us-east-1: status finds the cluster through the region recorded at create
     status = json.loads(run_cli("status", "quick", "--json", env=moto_env).stdout)
-    assert status["stack_status"] == "CREATE_COMPLETE" and len(status["nodes"]) == 2
+    assert status["stack_status"] == "CREATE_COMPLETE" and len(status["nodes"]) == 2 and status["region"] == "eu-west-1"
+    assert run_cli("list", env=moto_env).stdout.strip() == "no dlcfn clusters here"  # list is per region
     assert run_cli("delete-stack", "quick", "--yes", env=moto_env).returncode == 0
+    assert json.loads(run_cli("list", "--region", "eu-west-1", "--json", env=moto_env).stdout) == []
 
 
 def test_progress_in_a_terminal_is_a_live_rich_table(moto_env: dict[str, str]) -> None:
