@@ -103,7 +103,7 @@ class Cause(enum.Enum):
 # (cause, words any of which in the reason point to it, hint). Event reasons are free text written
 # by each resource provider: there is no code to match, so this is a best-effort diagnosis only.
 _RULES: list[tuple[Cause, tuple[str, ...], str]] = [
-    (Cause.CAPACITY, ("insufficientinstancecapacity", "insufficient capacity", "capacity-not-available"),
+    (Cause.CAPACITY, ("insufficientinstancecapacity", "insufficient capacity", "not have sufficient", "capacity-not-available"),
      "AWS has no capacity for this instance type in this zone now: retry later, or pick another --availability-zone or --worker-type"),
     (Cause.QUOTA, ("vcpulimitexceeded", "limitexceeded", "quota", "maximum number"),
      "an account quota was reached: request more (Service Quotas, e.g. 'Running On-Demand P instances' vCPUs) or ask for fewer/smaller workers"),

@@ -208,3 +208,33 @@ def test_ctrl_c_while_waiting_says_the_stack_goes_on(stubbed: Any) -> None:
     assert info.value.render() == ("stopped watching; stack 'boom' create goes on in AWS; "
                                    "watch it with `dlcfn status boom` or remove it with `dlcfn delete-stack boom`")
     assert int(info.value.exit_code) == 130
+
+
+def test_rollback_through_the_cli_prints_the_reason_and_exits_1(aws_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from dlcfn.cli import main
+
+    session = AwsSession.open(AwsTarget())
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    session._clients["cloudformation"] = cfn
+    monkeypatch.setattr(AwsSession, "open", classmethod(lambda cls, target: session))
+    history = [
+        event(1, "boom", "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", "User Initiated"),
+        event(2, "WorkerGroup", "AWS::AutoScaling::AutoScalingGroup", "CREATE_FAILED",
+              "We currently do not have sufficient p3.2xlarge capacity in the Availability Zone you requested"),
+        event(3, "boom", "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE"),
+    ]
+    with Stubber(cfn) as stubber:
+        expect_create(stubber)
+        stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(history))}, {"StackName": STACK_ID})
+        stubber.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
+        stubber.add_response("describe_stack_events", {"StackEvents": list(reversed(history))}, {"StackName": STACK_ID})
+        with pytest.raises(SystemExit) as info:
+            main(["create-stack", "boom", "--worker-type", "p3.2xlarge", "--key-name", "k", "--ssh-cidr", "203.0.113.7/32"])
+        stubber.assert_no_pending_responses()
+    assert info.value.code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == ("dlcfn: error: stack 'boom' create failed (ROLLBACK_COMPLETE): WorkerGroup (AWS::AutoScaling::AutoScalingGroup) "
+                       "CREATE_FAILED: We currently do not have sufficient p3.2xlarge capacity in the Availability Zone you requested; "
+                       "AWS has no capacity for this instance type in this zone now: retry later, or pick another --availability-zone or --worker-type")
+    assert any("WorkerGroup" in line and "CREATE_FAILED" in line for line in err[:-1])  # the event was shown as it happened
