@@ -82,7 +82,8 @@ def evaluate(model: LMModel, data: BucketedData, args: argparse.Namespace, runti
     plan = data.plan(args.batch_size, seed=0, shuffle=False)
     pad_to = data.buckets[-1] if args.pad_to_max else None
     nll, tokens = 0.0, 0
-    for batch in shard_all(plan, runtime.rank, runtime.num_workers):
+    mine = shard_all(plan, runtime.rank, runtime.num_workers) if runtime.shares_evaluation else plan
+    for batch in mine:
         arrays = data.arrays(batch, pad_to)
         nll += float(model.eval_batch(arrays).asscalar())
         tokens += arrays.real_tokens

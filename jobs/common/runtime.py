@@ -88,6 +88,12 @@ class Runtime:
         return "async" not in self.kvstore_type
 
     @property
+    def shares_evaluation(self) -> bool:
+        """Workers split evaluation and add up the sums (synchronous dist kvstores only;
+        otherwise each worker evaluates everything itself)."""
+        return self.distributed and self.synchronous
+
+    @property
     def trainer_kvstore(self) -> Any:
         """What to hand ``gluon.Trainer``: the kvstore object when distributed, else its name."""
         if self.kv is not None:

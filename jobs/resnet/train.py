@@ -157,7 +157,9 @@ def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> di
 
 
 def evaluate(model: ImageTrainer, data, args, runtime) -> dict:
-    plan = shard_all(batches(len(data.valid.labels), args.batch_size, None), runtime.rank, runtime.num_workers)
+    plan = batches(len(data.valid.labels), args.batch_size, None)
+    if runtime.shares_evaluation:
+        plan = shard_all(plan, runtime.rank, runtime.num_workers)
     loss, correct = _read([model.eval_batch(data.valid.images[idx], data.valid.labels[idx]) for idx in plan])
     loss, correct = allreduce_sums(runtime, [loss, correct], _VALID_KEY)
     n = len(data.valid.labels)

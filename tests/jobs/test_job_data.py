@@ -94,3 +94,22 @@ def test_job_yaml_is_a_valid_job_spec(name: str) -> None:
     assert (Path(spec.workdir) / spec.script).is_file()
     assert (Path(spec.workdir) / "common" / "runtime.py").is_file()  # the shared code ships too
     assert spec.env.get("OMP_NUM_THREADS") == "1"
+
+
+def test_plateau_decays_the_rate_then_stops() -> None:
+    from common.optim import Plateau
+
+    p = Plateau(lr=1.0, decay=0.5, patience=2)
+    assert p.observe(100.0) == (True, False) and p.lr == 1.0
+    assert p.observe(90.0) == (True, False)
+    assert p.observe(95.0) == (False, False) and p.lr == 0.5
+    assert p.observe(91.0) == (False, True) and p.lr == 0.25 and p.best == 90.0
+
+
+def test_lr_schedules_warm_up_then_decay() -> None:
+    from common.optim import scheduled_lr
+
+    assert scheduled_lr(0.1, 0.5, 10, "cosine", warmup_epochs=1) == pytest.approx(0.05, rel=1e-6)
+    assert scheduled_lr(0.1, 1.0, 10, "cosine", warmup_epochs=1) == pytest.approx(0.1)
+    assert scheduled_lr(0.1, 10.0, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert scheduled_lr(0.1, 5.0, 10, "step", steps=(3, 6)) == pytest.approx(0.01)
