@@ -51,10 +51,11 @@ class AwsTarget:
 
     profile: str | None = None
     region: str | None = None
+    endpoint: str = ""  # explicit endpoint (the local provider's moto server); "" = AWS_ENDPOINT_URL or AWS
 
     @property
     def endpoint_url(self) -> str:
-        return os.environ.get(ENDPOINT_ENV, "")
+        return self.endpoint or os.environ.get(ENDPOINT_ENV, "")
 
 
 @dataclass
@@ -88,7 +89,7 @@ class AwsSession:
 
             # "standard" retries back off on throttling, which long event tails can trigger.
             config = Config(retries={"mode": "standard", "max_attempts": 8}, user_agent_extra="dlcfn")
-            self._clients[service] = self._session.client(service, config=config)
+            self._clients[service] = self._session.client(service, config=config, endpoint_url=self.target.endpoint or None)
         return self._clients[service]
 
 
