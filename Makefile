@@ -47,8 +47,13 @@ $(CHECKOV_VENV)/.installed:
 checkov: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --framework cloudformation -d templates --quiet --compact
 
+# torch is the PyTorch peer of bench/lstm_peer.py only: not a dependency of dlcfn.
 bench: sysdeps venv
-	$(PY) bench/run_all.py
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) bench/stack_cycle.py
+	$(PY) bench/fanout.py
+	$(PY) bench/bucketing.py
+	$(PY) bench/lstm_peer.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache
