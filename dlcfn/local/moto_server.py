@@ -76,6 +76,16 @@ def stop(state_dir: Path) -> bool:
     return True
 
 
+def stop_recorded(state_dir: Path, endpoint: MotoEndpoint) -> bool:
+    """Stop a server read earlier from `state_dir`, also once its ready file is gone (deleted with
+    the cluster's directory); True when it was still running."""
+    (state_dir / READY_FILE).unlink(missing_ok=True)
+    if not _is_ours(endpoint.pid, state_dir / READY_FILE):
+        return False
+    _terminate(endpoint.pid)
+    return True
+
+
 def _is_ours(pid: int, ready: Path) -> bool:
     """Guard against pid reuse: the process must be this module serving this ready file."""
     try:
