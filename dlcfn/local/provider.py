@@ -76,9 +76,10 @@ class LocalProvider:
         try:
             endpoint = moto_server.start(cdir / MOTO_DIR)
             progress.note(f"local control plane: moto server at {endpoint.url}")
-            state = self._aws(endpoint.url).create(CreateRequest(name=name, spec=_local_spec(request.spec), wait=True, timeout_s=request.timeout_s,
-                                                                 rollback=request.rollback), progress)
-            return self._sync_hosts(state, progress)
+            aws = self._aws(endpoint.url)
+            state = aws.create(CreateRequest(name=name, spec=_local_spec(request.spec), wait=True, timeout_s=request.timeout_s,
+                                             rollback=request.rollback), progress)
+            return self._boot(aws, self._sync_hosts(state, progress), endpoint.url, progress)
         except BaseException:  # a failed or interrupted create leaves nothing running
             progress.note(f"create of {name} failed; removing the local cluster")
             self._teardown(name)
@@ -108,8 +109,9 @@ class LocalProvider:
 
     def update(self, request: UpdateRequest, progress: Progress) -> ClusterState:
         endpoint = self._require_endpoint(request.name)
-        state = self._aws(endpoint.url).update(request, progress)
-        return self._sync_hosts(state, progress)
+        aws = self._aws(endpoint.url)
+        state = aws.update(request, progress)
+        return self._boot(aws, self._sync_hosts(state, progress), endpoint.url, progress)
 
     def delete(self, name: str, progress: Progress, *, purge_efs: bool = False) -> DeleteReport:
         existed = self.exists(name)
@@ -142,6 +144,13 @@ class LocalProvider:
         self._hosts(name).stop_all()
         moto_server.stop(cdir / MOTO_DIR)
         shutil.rmtree(cdir, ignore_errors=True)
+
+    def _boot(self, aws: Any, state: ClusterState, url: str, progress: Progress) -> ClusterState:
+        """The nodes' boot (ASG monitor + bootstrap), as UserData and Lambda would run it on AWS."""
+        from dlcfn.local.nodes import BootTarget, boot
+
+        boot(aws.session, state, self._hosts(state.name), BootTarget(url, self.region, Path(state.shared_dir)), progress)
+        return state
 
     def _sync_hosts(self, state: ClusterState, progress: Progress) -> ClusterState:
         """Start a host for each node without one, stop the hosts of instances that are gone."""

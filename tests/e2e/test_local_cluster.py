@@ -91,6 +91,14 @@ def _submit_and_check(home: Path, cwd: Path, workers: int, job_id: str) -> None:
     assert not [p for p in processes_with_env("DLCFN_JOB_ID", job_id) if p != os.getpid()]
 
 
+def _master_cluster_file(home: Path) -> list[str]:
+    """The workers file the real bootstrap wrote under the master's host root (members by name)."""
+    state = _state(home)
+    hosts = json.loads((home / "clusters" / NAME / "hosts" / "hosts.json").read_text())["hosts"]
+    root = Path(hosts[state["nodes"][0]["instance_id"]]["root"])
+    return (root / "opt" / "deeplearning" / "workers").read_text().splitlines()
+
+
 def _state(home: Path) -> dict:
     return json.loads((home / "clusters" / NAME / "state.json").read_text())
 
@@ -105,11 +113,14 @@ def test_local_cluster_lifecycle(home: Path, tmp_path: Path) -> None:
     addresses = {n["private_ip"] for n in state["nodes"]}
     assert len(addresses) == 3 and all(a.startswith("127.") for a in addresses)
     assert len(_processes_mentioning(str(home / "clusters" / NAME / "hosts"))) >= 3  # one sshd listener per node
+    # the real ASG monitor + bootstrap ran: every node is in the master's cluster files
+    assert _master_cluster_file(home) == ["dlcfn-master slots=1", "dlcfn-worker-1 slots=1", "dlcfn-worker-2 slots=1"]
 
     _submit_and_check(home, cwd, 2, "e2e-2")
 
     _dlcfn(home, cwd, "update-stack", NAME, "--local", "--workers", "3", "--yes")
     assert len(_state(home)["nodes"]) == 4
+    assert _master_cluster_file(home)[-1] == "dlcfn-worker-3 slots=1"
     _submit_and_check(home, cwd, 3, "e2e-3")
 
     status = _dlcfn(home, cwd, "status", NAME, "--local", "--json")
