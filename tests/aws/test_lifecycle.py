@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import moto_resources
 import pytest
 from minicluster import MiniSpec
 
@@ -17,32 +18,8 @@ from dlcfn.provider import CreateRequest, UpdateRequest
 
 
 def snapshot() -> dict[str, set[str]]:
-    """Every resource a cluster stack can create, by kind (moto's defaults included)."""
-    ec2 = boto3.client("ec2")
-    instances = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"}
-    # moto keeps the ENIs of terminated instances (AWS deletes them with the instance): count the
-    # ENIs of instances that are not terminated, plus unattached ones.
-    enis = {e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]
-            if e.get("Attachment", {}).get("InstanceId") in instances or "Attachment" not in e}
-    return {
-        "vpc": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
-        "subnet": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
-        "route-table": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
-        "security-group": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
-        "internet-gateway": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
-        "nat-gateway": {g["NatGatewayId"] for g in ec2.describe_nat_gateways()["NatGateways"] if g["State"] != "deleted"},
-        "eip": {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]},
-        "eni": enis,
-        "instance": instances,
-        "launch-template": {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]},
-        "asg": {g["AutoScalingGroupName"] for g in boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]},
-        "efs": {f["FileSystemId"] for f in boto3.client("efs").describe_file_systems()["FileSystems"]},
-        "sqs": set(boto3.client("sqs").list_queues().get("QueueUrls", [])),
-        "sns": {t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]},
-        "lambda": {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]},
-        "iam-role": {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]},
-        "stack": {s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"},
-    }
+    """Every resource a cluster stack can create, by kind, in the in-process moto."""
+    return moto_resources.snapshot(boto3.client)
 
 
 def test_create_status_update_delete(provider: Any, progress: Any, aws_env: Path) -> None:

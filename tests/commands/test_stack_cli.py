@@ -228,32 +228,10 @@ def seed_ami_parameter(url: str, region: str = "us-east-1") -> None:
 
 def moto_snapshot(env: dict[str, str]) -> dict[str, set[str]]:
     import boto3
+    import moto_resources
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
-    ec2 = session.client("ec2", endpoint_url=env["AWS_ENDPOINT_URL"])
-    other = {s: session.client(s, endpoint_url=env["AWS_ENDPOINT_URL"]) for s in ("autoscaling", "efs", "sqs", "sns", "lambda", "iam", "cloudformation")}
-    live = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"}
-    return {
-        "vpc": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]},
-        "subnet": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]},
-        "route-table": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
-        "security-group": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]},
-        "internet-gateway": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
-        "nat-gateway": {g["NatGatewayId"] for g in ec2.describe_nat_gateways()["NatGateways"] if g["State"] != "deleted"},
-        "eip": {a.get("AllocationId", "") for a in ec2.describe_addresses()["Addresses"]},
-        "instance": live,
-        # moto keeps the ENIs of terminated instances (AWS deletes them): count the others
-        "eni": {e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]
-                if e.get("Attachment", {}).get("InstanceId") in live or "Attachment" not in e},
-        "launch-template": {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]},
-        "asg": {g["AutoScalingGroupName"] for g in other["autoscaling"].describe_auto_scaling_groups()["AutoScalingGroups"]},
-        "efs": {f["FileSystemId"] for f in other["efs"].describe_file_systems()["FileSystems"]},
-        "sqs": set(other["sqs"].list_queues().get("QueueUrls", [])),
-        "sns": {t["TopicArn"] for t in other["sns"].list_topics()["Topics"]},
-        "lambda": {f["FunctionName"] for f in other["lambda"].list_functions()["Functions"]},
-        "iam-role": {r["RoleName"] for r in other["iam"].list_roles()["Roles"]},
-        "stack": {s["StackName"] for s in other["cloudformation"].describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"},
-    }
+    return moto_resources.snapshot(lambda service: session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"]))
 
 
 CREATE_FLAGS = ["--key-name", "dlcfn-test", "--ssh-cidr", "203.0.113.7/32", "--ami-ssm-parameter", AMI_PARAMETER]
