@@ -90,7 +90,8 @@ def boot(session: Any, state: ClusterState, hosts: LocalHosts, target: BootTarge
     for node, result in zip([master, *workers], results):
         progress.update(Update(node.name, "bootstrap", "ok" if result.ok else "FAILED", result.reason or f"{len(result.members)} members"))
     if failures or not all(r.ok for r in results):
-        reason = failures[0] if failures else next(r.reason for r in results if not r.ok)
+        # The master's reason names the missing nodes; a waiting worker's only says it waited.
+        reason = results[0].reason if not results[0].ok else (failures[0] if failures else next(r.reason for r in results if not r.ok))
         raise DlcfnError(f"cluster {state.name!r}: WaitCondition FAILURE: {reason}")
     progress.note(f"WaitCondition: SUCCESS ({len(results)} nodes bootstrapped)")
 
