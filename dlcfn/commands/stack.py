@@ -78,6 +78,13 @@ def _provider(local: bool, profile: str | None, region: str | None, target: str 
     return load_provider(local, Home.from_env(), ProviderOptions(profile=profile, region=region, target=target))
 
 
+def _recorded_local(name: str) -> bool:
+    """True when this machine's record says NAME is an embedded local cluster: status, update and
+    delete then reach it without --local."""
+    path = Home.from_env().state_file(name)
+    return path.exists() and load_state(path, name).provider == "local"
+
+
 def _known_region(name: str) -> str | None:
     """The region recorded when this machine created the cluster: `status NAME` then finds it
     without --region even when the default region is another one."""
@@ -153,7 +160,7 @@ def _print_plan(name: str, spec: Any, provider: Any) -> None:
 def status(name: str, json_output: bool, local: bool, profile: str | None, region: str | None) -> None:
     """Show cluster NAME: stack state, outputs and the node table."""
     _check_name(name)
-    state = _provider(local, profile, region or _known_region(name)).status(name)
+    state = _provider(local or _recorded_local(name), profile, region or _known_region(name)).status(name)
     _print_state(state, json_output)
 
 
@@ -216,7 +223,7 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
     changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
         raise UserInputError("update-stack: nothing to change; pass --workers, --min-workers, --worker-type or --ssh-cidr")
-    provider = _provider(local, profile, region or _known_region(name))
+    provider = _provider(local or _recorded_local(name), profile, region or _known_region(name))
 
     def confirm(lines: list[str]) -> bool:
         return yes or click.confirm(f"apply these changes to {name}?", err=True)
@@ -237,7 +244,7 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
 def delete_stack(name: str, purge_efs: bool, yes: bool, local: bool, json_output: bool, profile: str | None, region: str | None) -> None:
     """Delete cluster NAME and sweep for anything it left behind."""
     _check_name(name)
-    provider = _provider(local, profile, region or _known_region(name))
+    provider = _provider(local or _recorded_local(name), profile, region or _known_region(name))
     if provider.exists(name) and not yes:
         click.confirm(f"delete cluster {name} and everything it created?", err=True, abort=True)
     with _progress(f"delete-stack {name}", json_output) as progress:
