@@ -123,10 +123,10 @@ def test_local_cluster_lifecycle(home: Path, tmp_path: Path) -> None:
     assert _master_cluster_file(home)[-1] == "dlcfn-worker-3 slots=1"
     _submit_and_check(home, cwd, 3, "e2e-3")
 
-    status = _dlcfn(home, cwd, "status", NAME, "--local", "--json")
+    status = _dlcfn(home, cwd, "status", NAME, "--json")  # the record says local: no --local needed
     assert len(json.loads(status.stdout)["nodes"]) == 4
 
-    out = _dlcfn(home, cwd, "delete-stack", NAME, "--local", "--yes")
+    out = _dlcfn(home, cwd, "delete-stack", NAME, "--yes")
     assert f"cluster {NAME} deleted" in out.stdout
     assert not _processes_mentioning(str(home))  # no sshd, moto server or rank of this cluster
     assert not (home / "clusters" / NAME).exists()
