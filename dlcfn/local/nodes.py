@@ -18,7 +18,8 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,19 +74,19 @@ def boot(session: Any, state: ClusterState, hosts: LocalHosts, target: BootTarge
     lambda_env = session.client("lambda").get_function_configuration(FunctionName=physical[names.ASG_MONITOR_FUNCTION]).get("Environment", {}).get("Variables", {})
     with events.SignalReceiver() as receiver, _aws_env(target, {**{k: str(v) for k, v in lambda_env.items()}, "WAIT_HANDLE_URL": receiver.url}):
         workers = [n for n in state.nodes if n.role != MASTER]
-        with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
-            futures = [pool.submit(_run_node, B_WORKER, configs[B_WORKER], n, hosts, target, receiver.url) for n in workers]
-            group = physical[names.WORKER_GROUP]
-            decisions = io.StringIO()  # the handler logs one JSON line per decision on stdout (CloudWatch on AWS)
-            with redirect_stdout(decisions):
-                for event in events.group_launch_events(session.client("autoscaling"), group):
-                    asg_monitor.handler(event, None)
-            for line in decisions.getvalue().splitlines():
-                progress.note(f"ASG monitor: {line}")
-            progress.note(f"ASG monitor saw {len(workers)} launch(es) of {group}")
-            master = next(n for n in state.nodes if n.role == MASTER)
-            results = [_run_node(B_MASTER, configs[B_MASTER], master, hosts, target, receiver.url)]
-            results += [f.result(timeout=DISCOVERY_TIMEOUT_S * 2) for f in futures]
+        # Workers boot first (they wait for the member list) in daemon threads: a Ctrl-C here must
+        # not wait out their discovery timeout (a pool's threads are joined at exit).
+        futures = [_start(_run_node, B_WORKER, configs[B_WORKER], n, hosts, target, receiver.url) for n in workers]
+        group = physical[names.WORKER_GROUP]
+        decisions = io.StringIO()  # the handler logs one JSON line per decision on stdout (CloudWatch on AWS)
+        with redirect_stdout(decisions):
+            for event in events.group_launch_events(session.client("autoscaling"), group):
+                asg_monitor.handler(event, None)
+        for line in decisions.getvalue().splitlines():
+            progress.note(f"ASG monitor: {line}")
+        master = next(n for n in state.nodes if n.role == MASTER)
+        results = [_run_node(B_MASTER, configs[B_MASTER], master, hosts, target, receiver.url)]
+        results += [f.result(timeout=DISCOVERY_TIMEOUT_S * 2) for f in futures]
         failures = [s.body.get("Reason", "") for s in receiver.signals if s.body.get("Status") == "FAILURE"]
     for node, result in zip([master, *workers], results):
         progress.update(Update(node.name, "bootstrap", "ok" if result.ok else "FAILED", result.reason or f"{len(result.members)} members"))
@@ -94,6 +95,20 @@ def boot(session: Any, state: ClusterState, hosts: LocalHosts, target: BootTarge
         reason = results[0].reason if not results[0].ok else (failures[0] if failures else next(r.reason for r in results if not r.ok))
         raise DlcfnError(f"cluster {state.name!r}: WaitCondition FAILURE: {reason}")
     progress.note(f"WaitCondition: SUCCESS ({len(results)} nodes bootstrapped)")
+
+
+def _start(fn: Any, *args: Any) -> Future:
+    """Run fn(*args) in a daemon thread; its outcome in the returned future."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # handed to the caller through the future
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="local-node-boot", daemon=True).start()
+    return future
 
 
 def _run_node(role: str, raw_config: dict[str, Any], node: Any, hosts: LocalHosts, target: BootTarget, wait_url: str) -> Any:
