@@ -124,9 +124,12 @@ def run(model: LMModel, data: LMData, args: argparse.Namespace, runtime: Runtime
     if runtime.rank == 0 and args.checkpoint_avg > 1 and len(stems) > 1:
         model.average(stems[-args.checkpoint_avg:])
         # Rank 0 alone: evaluate locally (no kvstore call the other ranks would have to match).
-        solo = Runtime(runtime.kvstore_type, None, 0, 1, runtime.contexts)
+        solo = Runtime("local", None, 0, 1, runtime.contexts)
         metrics.final["averaged_last"] = len(stems[-args.checkpoint_avg:])
         metrics.final["averaged_valid_ppl"] = evaluate(model, data.valid, args, solo)
+        # Back to the trained parameters (the last checkpoint), so final.params is the same on
+        # every worker; the average is only an evaluation.
+        model.average(stems[-1:])
     metrics.write()
 
 

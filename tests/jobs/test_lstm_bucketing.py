@@ -59,7 +59,8 @@ def test_bucketed_and_padded_reach_the_same_perplexity(bucketed_and_padded) -> N
 
 def test_dist_sync_two_workers_end_with_identical_parameters(tmp_path: Path, processes) -> None:
     out = tmp_path / "out"
-    args = [*TINY, "--max-sentences", "320", "--kvstore", "dist_sync", "--output", str(out)]
+    # --checkpoint-avg: rank 0 alone evaluates the averaged checkpoints after the last epoch
+    args = [*TINY, "--max-sentences", "320", "--kvstore", "dist_sync", "--checkpoint-avg", "2", "--output", str(out)]
     run_kvstore_cluster(processes, tmp_path, "lstm_bucketing/train.py", args, num_workers=2)
     import mxnet as mx
 
@@ -73,6 +74,7 @@ def test_dist_sync_two_workers_end_with_identical_parameters(tmp_path: Path, pro
     assert m0["epochs"][1]["batches"] == m1["epochs"][1]["batches"] > 0
     assert [e["valid_ppl"] for e in m0["epochs"]] == [e["valid_ppl"] for e in m1["epochs"]]
     assert m0["epochs"][2]["valid_ppl"] < m0["epochs"][0]["valid_ppl"]
+    assert m0["final"]["averaged_last"] == 2 and m0["final"]["averaged_valid_ppl"] > 0
     # a worker changed away from its initial parameters (training happened, not just a copy)
     init_like = mx.nd.load(str(out / "rank-0" / "checkpoints" / "epoch-0001.params"))
     assert any(not np.array_equal(init_like[k].asnumpy(), finals[0][k].asnumpy()) for k in init_like)
