@@ -295,7 +295,8 @@ def ssh_argv(state: ClusterState, target: Any, command: list[str]) -> list[str]:
     master_addr = master.public_ip or master.private_ip
     hops = [(master, master_addr)] + ([(target, target.private_ip)] if target.name != master.name else [])
     for node, addr in hops:
-        if addr not in known:
+        # ssh records a host on a port other than 22 as "[addr]:port"
+        if (addr if node.ssh_port == 22 else f"[{addr}]:{node.ssh_port}") not in known:
             why = state.host_key_note or "it was not in the console output when dlcfn last looked"
             raise DlcfnError(f"{node.name} ({addr}): SSH host key unknown, refusing to connect ({why})",
                              hint=f"run `dlcfn status {state.name}` once the node has booted")

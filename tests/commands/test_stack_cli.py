@@ -80,6 +80,21 @@ def test_ssh_refuses_a_node_whose_host_key_is_unknown(fake_ssh: dict[str, str]) 
                                   "their console output has no SSH host key block yet (still booting?)); run `dlcfn status c1` once the node has booted")
 
 
+def test_ssh_host_on_another_port_needs_its_bracketed_known_hosts_entry(fake_ssh: dict[str, str]) -> None:
+    """ssh records hosts on ports other than 22 as [addr]:port (local clusters use high ports)."""
+    home = Path(fake_ssh["DLCFN_HOME"])
+    state = cluster_state(home, ["[127.0.0.9]:2201"])
+    state.nodes[0].ssh_port = 2201
+    save_state(home / "clusters" / "c1" / "state.json", state)
+    out = run_cli("ssh", "c1", env=fake_ssh)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-3:] == ["-p", "2201", "ubuntu@127.0.0.9"]
+    # the bare address on port 22 is a different host for ssh: not accepted for port 2201
+    (home / "clusters" / "c1" / "known_hosts").write_text("127.0.0.9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey\n")
+    out = run_cli("ssh", "c1", env=fake_ssh)
+    assert out.returncode == 1 and "SSH host key unknown" in out.stderr
+
+
 def test_ssh_unknown_node_and_unknown_cluster(fake_ssh: dict[str, str]) -> None:
     cluster_state(Path(fake_ssh["DLCFN_HOME"]), ["127.0.0.9"])
     out = run_cli("ssh", "c1", "--node", "worker-9", env=fake_ssh)
