@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,7 +65,9 @@ class LocalHosts:
 
     def pool(self) -> SshHostPool:
         """A pool holding the recorded hosts (not as its children: it only adds or lists them)."""
-        pool = SshHostPool(self.base_dir) if not self.subnet else SshHostPool(self.base_dir, subnet=self.subnet)
+        pool = SshHostPool(self.base_dir, session_path=node_path())
+        if self.subnet:
+            pool.subnet = self.subnet
         pool._next = self.next_index
         pool.hosts = [LocalSshHost(r.name, r.address, r.port, Path(r.dir), Path(r.root)) for r in self.hosts.values()]
         return pool
@@ -144,3 +147,8 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def node_path() -> str:
+    """PATH on the local nodes: the Python running dlcfn (it has MXNet) first, then the system's."""
+    return f"{Path(sys.executable).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

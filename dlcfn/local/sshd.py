@@ -63,6 +63,9 @@ class SshHostPool:
     base_dir: Path
     hosts: list[LocalSshHost] = field(default_factory=list)
     subnet: int = field(default_factory=lambda: random.randint(1, 254))  # 127.77.<subnet>.n: pools do not collide
+    # PATH of every session, set by the server (a node image's software): the local cluster puts
+    # dlcfn's own Python (with MXNet) first, as a Deep Learning AMI has its framework on PATH.
+    session_path: str = ""
     _next: int = 1
 
     @property
@@ -171,7 +174,7 @@ class SshHostPool:
         _keygen(hdir / "ssh_host_ed25519_key", host.name)
         (hdir / "authorized_keys").write_text(Path(f"{self.user_key}.pub").read_text())
         os.chmod(hdir / "authorized_keys", 0o600)
-        (hdir / "sshd_config").write_text(_sshd_config(host))
+        (hdir / "sshd_config").write_text(_sshd_config(host, self.session_path))
         self.hosts.append(host)
         return host
 
@@ -211,7 +214,8 @@ class SshHostPool:
         _write_private(self.ssh_config, config)
 
 
-def _sshd_config(host: LocalSshHost) -> str:
+def _sshd_config(host: LocalSshHost, session_path: str = "") -> str:
+    path = f" PATH={session_path}" if session_path else ""
     return f"""# dlcfn local host {host.name}: stock sshd, own address, key and root directory.
 ListenAddress {host.address}
 Port {host.port}
@@ -227,7 +231,7 @@ UsePAM no
 StrictModes yes
 # Sessions on this host keep their files under this directory instead of the machine's shared
 # home (as on a separate node; bash then also skips the real home's ~/.bashrc).
-SetEnv DLCFN_NODE_ROOT={host.root} HOME={host.root}
+SetEnv DLCFN_NODE_ROOT={host.root} HOME={host.root}{path}
 Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel INFO
 """
