@@ -51,6 +51,7 @@ def plot_curve(all_metrics: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: render straight to a file
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in all_metrics:
@@ -59,6 +60,7 @@ def plot_curve(all_metrics: list[dict], path: Path) -> None:
         train = [e for e in epochs if "train_ppl" in e]
         ax.plot([e["epoch"] for e in train], [e["train_ppl"] for e in train], marker="x", linestyle="--", label=f"train, rank {m['rank']}")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.set_title("bucketed LSTM LM, dist_sync")

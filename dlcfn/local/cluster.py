@@ -13,10 +13,10 @@ import json
 import os
 import signal
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dlcfn.local.process import alive, send, terminate
 from dlcfn.local.sshd import LocalSshHost, SshHostPool, processes_with_env
 
 HOSTS_FILE = "hosts.json"
@@ -109,14 +109,9 @@ class LocalHosts:
 def stop_host(record: HostRecord) -> None:
     """Stop the host's sshd (when the pid is still its sshd) and every process started through it."""
     if _is_host_sshd(record):
-        _signal(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and _alive(record.pid):
-            time.sleep(0.05)
-        if _alive(record.pid):
-            _signal(record.pid, signal.SIGKILL)
+        terminate(record.pid, STOP_GRACE_S)
     for pid in processes_with_env("DLCFN_NODE_ROOT", record.root):
-        _signal(pid, signal.SIGKILL)
+        send(pid, signal.SIGKILL)
 
 
 def _is_host_sshd(record: HostRecord) -> bool:
@@ -125,28 +120,9 @@ def _is_host_sshd(record: HostRecord) -> bool:
     except OSError:
         return False
     # sshd rewrites its title ("sshd: /usr/sbin/sshd -D -f <config> ... [listener]"): match the config path in it.
-    return f" -f {Path(record.dir) / 'sshd_config'} ".encode() in cmdline.replace(b"\0", b" ") and _alive(record.pid)
+    return f" -f {Path(record.dir) / 'sshd_config'} ".encode() in cmdline.replace(b"\0", b" ") and alive(record.pid)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z":
-        try:
-            os.waitpid(pid, os.WNOHANG)  # our child (same process created it): reap it
-        except ChildProcessError:
-            pass
-        return False
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def node_path() -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlcfn.errors import DlcfnError
+from dlcfn.local.process import terminate
 
 READY_FILE = "moto.json"
 LOG_FILE = "moto.log"
@@ -52,7 +53,7 @@ def start(state_dir: Path, timeout: float = START_TIMEOUT_S) -> MotoEndpoint:
         if proc.poll() is not None:
             raise DlcfnError(f"the local moto server exited with code {proc.returncode} at start; see {state_dir / LOG_FILE}")
         time.sleep(0.05)
-    _terminate(proc.pid)
+    terminate(proc.pid, STOP_GRACE_S)
     raise DlcfnError(f"the local moto server did not start within {timeout:.0f} s; see {state_dir / LOG_FILE}")
 
 
@@ -72,7 +73,7 @@ def stop(state_dir: Path) -> bool:
     (state_dir / READY_FILE).unlink(missing_ok=True)
     if endpoint is None:
         return False
-    _terminate(endpoint.pid)
+    terminate(endpoint.pid, STOP_GRACE_S)
     return True
 
 
@@ -82,7 +83,7 @@ def stop_recorded(state_dir: Path, endpoint: MotoEndpoint) -> bool:
     (state_dir / READY_FILE).unlink(missing_ok=True)
     if not _is_ours(endpoint.pid, state_dir / READY_FILE):
         return False
-    _terminate(endpoint.pid)
+    terminate(endpoint.pid, STOP_GRACE_S)
     return True
 
 
@@ -93,37 +94,6 @@ def _is_ours(pid: int, ready: Path) -> bool:
     except OSError:
         return False
     return b"dlcfn.local.moto_server" in cmdline and str(ready).encode() in cmdline
-
-
-def _terminate(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (a zombie has finished)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z":
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-        except ChildProcessError:
-            pass
-        return False
-    return True
 
 
 def _serve(ready: Path) -> None:
