@@ -13,6 +13,7 @@ import sys
 import click
 
 from dlcfn.errors import DlcfnError, ExitCode
+from dlcfn.spec.schema import did_you_mean
 
 # name -> ("module:attribute", short help). Help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -48,15 +49,10 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
 
     def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as e:
-            import difflib
-
-            close = difflib.get_close_matches(args[0], list(COMMANDS), n=1) if args else []
-            if close and "No such command" in str(e.message):
-                raise click.UsageError(f"no command {args[0]!r}; did you mean {close[0]!r}?") from e
-            raise
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}; see `dlcfn --help`", ctx)
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
