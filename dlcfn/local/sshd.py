@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlcfn.errors import DlcfnError
+from dlcfn.local.process import send
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
@@ -131,7 +132,7 @@ class SshHostPool:
         """Failure injection: SIGKILL the listener and every sshd session process below it, as
         when a machine's SSH side dies. Commands started through it lose their channels."""
         for pid in self.sshd_pids(host):
-            _kill(pid, signal.SIGKILL)
+            send(pid, signal.SIGKILL)
         if host.process is not None:
             host.process.wait(timeout=5)
 
@@ -140,12 +141,12 @@ class SshHostPool:
         nothing answers, like a hung machine. Returns the pids for thaw_host."""
         pids = self.sshd_pids(host)
         for pid in pids:
-            _kill(pid, signal.SIGSTOP)
+            send(pid, signal.SIGSTOP)
         return pids
 
     def thaw_host(self, pids: list[int]) -> None:
         for pid in pids:
-            _kill(pid, signal.SIGCONT)
+            send(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop every host and every process started through them (found by DLCFN_NODE_ROOT)."""
@@ -188,14 +189,14 @@ class SshHostPool:
 
     def _stop_host(self, host: LocalSshHost) -> None:
         if host.process is not None and host.process.poll() is None:
-            _kill(host.process.pid, signal.SIGTERM)
+            send(host.process.pid, signal.SIGTERM)
             try:
                 host.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                _kill(host.process.pid, signal.SIGKILL)
+                send(host.process.pid, signal.SIGKILL)
                 host.process.wait(timeout=5)
         for pid in processes_with_env("DLCFN_NODE_ROOT", str(host.root)):
-            _kill(pid, signal.SIGKILL)
+            send(pid, signal.SIGKILL)
 
     def write_client_files(self, hosts: list[LocalSshHost] | None = None) -> None:
         """known_hosts, hosts file and ssh client config for `hosts` (default: all of them)."""
@@ -277,13 +278,6 @@ def _exe(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
-
-
-def _kill(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _keygen(path: Path, comment: str) -> None:
