@@ -35,3 +35,12 @@ class Home:
     @property
     def jobs_dir(self) -> Path:
         return self.root / "jobs"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader sees the old file or the whole new one, never half:
+    a temp file per writing process (two CLI calls may write at once), then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -9,11 +9,11 @@ JSON at `Home.state_file(name)`.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlcfn.errors import UserInputError
+from dlcfn.home import write_atomic
 
 MASTER = "master"
 WORKER = "worker"
@@ -74,11 +74,8 @@ class ClusterState:
 
 
 def save_state(path: Path, state: ClusterState) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(state.to_json())
-    os.replace(tmp, path)
+    """Write atomically so a reader never sees half a file."""
+    write_atomic(path, state.to_json())
 
 
 def load_state(path: Path, name: str) -> ClusterState:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlcfn.errors import UserInputError
+from dlcfn.home import write_atomic
 from dlcfn.spec.schema import did_you_mean
 
 
@@ -67,10 +67,7 @@ class JobStore:
         return self.root / f"{job_id}.json"
 
     def save(self, record: JobRecord) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(record.job_id).with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(record.to_json())
-        os.replace(tmp, self.path(record.job_id))  # readers never see half a record
+        write_atomic(self.path(record.job_id), record.to_json())  # readers never see half a record
 
     def exists(self, job_id: str) -> bool:
         return self.path(job_id).exists()

@@ -10,12 +10,12 @@ their recorded pid after checking that the pid is still that host's sshd (pid re
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dlcfn.home import write_atomic
 from dlcfn.local.process import alive, send, terminate
 from dlcfn.local.sshd import LocalSshHost, SshHostPool, processes_with_env
 
@@ -57,11 +57,8 @@ class LocalHosts:
         return cls(base_dir=base_dir, subnet=int(raw["subnet"]), next_index=int(raw["next_index"]), hosts=hosts)
 
     def save(self) -> None:
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.record_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"subnet": self.subnet, "next_index": self.next_index,
-                                   "hosts": {k: asdict(v) for k, v in self.hosts.items()}}, indent=1, sort_keys=True))
-        os.replace(tmp, self.record_file)
+        write_atomic(self.record_file, json.dumps({"subnet": self.subnet, "next_index": self.next_index,
+                                                   "hosts": {k: asdict(v) for k, v in self.hosts.items()}}, indent=1, sort_keys=True))
 
     def pool(self) -> SshHostPool:
         """A pool holding the recorded hosts (not as its children: it only adds or lists them)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlcfn.errors import DlcfnError
+from dlcfn.home import write_atomic
 from dlcfn.local.process import terminate
 
 READY_FILE = "moto.json"
@@ -102,9 +103,7 @@ def _serve(ready: Path) -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    tmp = ready.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": f"http://{host}:{port}", "pid": os.getpid()}))
-    os.replace(tmp, ready)
+    write_atomic(ready, json.dumps({"url": f"http://{host}:{port}", "pid": os.getpid()}))
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     server.stop()
 
