@@ -71,11 +71,10 @@ def read(state_dir: Path) -> MotoEndpoint | None:
 def stop(state_dir: Path) -> bool:
     """Stop the server recorded in `state_dir`; True when one was running. Safe to call twice."""
     endpoint = read(state_dir)
-    (state_dir / READY_FILE).unlink(missing_ok=True)
     if endpoint is None:
+        (state_dir / READY_FILE).unlink(missing_ok=True)
         return False
-    terminate(endpoint.pid, STOP_GRACE_S)
-    return True
+    return stop_recorded(state_dir, endpoint)
 
 
 def stop_recorded(state_dir: Path, endpoint: MotoEndpoint) -> bool:
