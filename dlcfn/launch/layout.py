@@ -10,6 +10,7 @@ shipped once to `<shared_dir>/.dlcfn/jobs/<job-id>/work` and every host runs the
 
 from __future__ import annotations
 
+import functools
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,13 @@ class JobLayout:
         return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}/work"'
 
     def prepare(self, python: str, unpack: bool, probe_port: bool) -> str:
-        """Make the dirs, unpack the archive from stdin (when `unpack`), print the CPU count and,
-        on the first host, a free port for the scheduler: one round trip per host."""
+        """Make the dirs, unpack the archive from stdin (when `unpack`), print the CPU count, the
+        rank supervisor this host can run (`perl`, else `python`) and, on the first host, a free
+        port for the scheduler: one round trip per host. Read back with `parse_prepared`."""
         parts = [f"mkdir -p {self.ctl} {self.work}"]
         parts.append(f"tar -xzf - -C {self.work}" if unpack else "cat >/dev/null")
         parts.append("nproc")
+        parts.append("{ command -v perl >/dev/null && echo perl || echo python; }")
         if probe_port:
             # The job's interpreter, or python3 when the job's is not Python (a shell script job).
             probe = f"-I -S -c {shlex.quote(FREE_PORT_PY)}"
@@ -54,18 +57,21 @@ class JobLayout:
     def setup(self, command: str) -> str:
         return f"cd {self.work} && {command}"
 
-    def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str]) -> str:
+    def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str], supervisor: str = "perl") -> str:
         """One rank, opened early and held: the session waits for a "go" line on stdin carrying
         the values of `late_env` (known only once the hosts are prepared: the scheduler's port,
         the CPU count), so opening sessions overlaps with shipping. EOF instead of go: exit 97,
         nothing started. Then the watchdog is exec'd (sshd's child is the watchdog itself and the
-        channel's stdin its stdin). It runs on the host's python3 (the job's interpreter when
-        there is none) with -I -S: it needs only built-in modules, so it starts in a few ms."""
+        channel's stdin its stdin): `perl` runs watchdog.pl (~2 ms to start); `python` runs
+        watchdog.py on the host's python3 (the job's interpreter when there is none) with -I -S."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
+        tail = f"{self.ctl} {q(name)} {grace:g} {user}"
+        if supervisor == "perl":
+            return f"{wait}cd {self.work} && exec perl -e {q(perl_watchdog_source())} {tail}"
         py = f"W=python3; command -v python3 >/dev/null || W={q(python)}; "
-        return f"{wait}{py}cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}"
+        return f"{wait}{py}cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {tail}"
 
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,
@@ -82,5 +88,32 @@ class JobLayout:
         )
 
 
+SUPERVISORS = ("perl", "python")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    cpus: int
+    supervisor: str  # one of SUPERVISORS
+    port: int | None  # a free port on the first host, when probed
+
+
+def parse_prepared(stdout: bytes, probe_port: bool) -> Prepared | None:
+    """What `JobLayout.prepare` printed, or None when it is not that."""
+    words = stdout.decode(errors="replace").split()
+    if len(words) != (3 if probe_port else 2) or not words[0].isdigit() or words[1] not in SUPERVISORS:
+        return None
+    if probe_port and not words[2].isdigit():
+        return None
+    return Prepared(int(words[0]), words[1], int(words[2]) if probe_port else None)
+
+
 def watchdog_source() -> str:
     return Path(watchdog.__file__).read_text()
+
+
+@functools.cache
+def perl_watchdog_source() -> str:
+    """watchdog.pl without its comment lines and blank lines (it travels in every rank's command)."""
+    text = Path(watchdog.__file__).with_suffix(".pl").read_text()
+    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")) + "\n"

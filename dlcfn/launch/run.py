@@ -32,7 +32,7 @@ from typing import Iterator
 from dlcfn.errors import DlcfnError, Interrupted
 from dlcfn.launch import mxnet
 from dlcfn.launch.history import JobRecord, JobState, JobStore, process_start_time
-from dlcfn.launch.layout import JobLayout
+from dlcfn.launch.layout import JobLayout, parse_prepared
 from dlcfn.launch.plan import HostSlot, Plan, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
@@ -75,6 +75,7 @@ class JobRun:
     layout: JobLayout = field(init=False)
     runners: list[SshRunner] = field(default_factory=list)  # index = plan host index
     ranks: list[RankHandle] = field(default_factory=list)
+    supervisors: dict[int, str] = field(default_factory=dict)  # host index -> "perl" | "python"
     timings: dict[str, float] = field(default_factory=dict)
     record: JobRecord | None = None
     events: "queue.Queue[Event]" = field(default_factory=queue.Queue)
@@ -164,17 +165,18 @@ class JobRun:
             raise errors[0]
 
     def _prepare_host(self, i: int, archive: bytes) -> int:
-        """Job dirs, the workdir unpacked (once on a shared file system), the CPU count and, on
-        host 0, a free port for the scheduler: one round trip."""
+        """Job dirs, the workdir unpacked (once on a shared file system), the CPU count, the
+        host's rank supervisor and, on host 0, a free port for the scheduler: one round trip."""
         unpack = not self.layout.shared_dir or i == 0
         cmd = self.layout.prepare(self.spec.python, unpack=unpack, probe_port=(i == 0))
         r = self.runners[i].run(cmd, stdin=archive if unpack else b"", timeout=300)
-        out = r.stdout.decode().split()
-        if not r.ok or len(out) < (2 if i == 0 else 1):
+        prepared = parse_prepared(r.stdout, probe_port=(i == 0)) if r.ok else None
+        if prepared is None:
             raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {r.exit_status})", detail=r.tail())
         if i == 0 and self.spec.kvstore.distributed:
-            self.plan.root_port = int(out[1])
-        return int(out[0])
+            self.plan.root_port = prepared.port or 0
+        self.supervisors[i] = prepared.supervisor
+        return prepared.cpus
 
     def _setup_host(self, i: int) -> None:
         runner = self.runners[i]
@@ -190,7 +192,7 @@ class JobRun:
         argv, late = mxnet.command(self.spec), mxnet.late_env(self.spec)
         for proc in self.plan.on_host(i):
             env = mxnet.process_env(self.spec, self.plan, proc, None)
-            cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late)
+            cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late, self.supervisors[i])
             remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
             handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
             with self._lock:
