@@ -38,8 +38,6 @@ def submit(job_file: Path, cluster: str | None, hosts_file: Path | None, ssh_key
            known_hosts: Path | None, dry_run: bool, job_id: str | None) -> None:
     """Run a training job (job.yaml) on a cluster or a hosts file; results go to ./results/<job-id>/."""
     from dlcfn.launch import targets as targets_mod
-    from dlcfn.launch.plan import make_plan
-    from dlcfn.launch.run import JobRun, SubmitOptions
     from dlcfn.spec.job import load_job
 
     spec = load_job(job_file)
@@ -49,7 +47,20 @@ def submit(job_file: Path, cluster: str | None, hosts_file: Path | None, ssh_key
         raise UserInputError("say where to run: --cluster NAME or --hosts FILE (with --ssh-key and --known-hosts)")
     if cluster is not None and (ssh_key or known_hosts):
         raise UserInputError("--ssh-key/--known-hosts go with --hosts; a cluster's keys come from its inventory")
-    targets = targets_mod.from_cluster(cluster) if cluster else targets_mod.from_hosts_file(hosts_file, ssh_key, known_hosts)  # type: ignore[arg-type]
+    early = not dry_run  # a dry run touches no host
+    targets = (targets_mod.from_cluster(cluster, early) if cluster
+               else targets_mod.from_hosts_file(hosts_file, ssh_key, known_hosts, early))  # type: ignore[arg-type]
+    try:
+        _submit(spec, targets, dry_run, job_id)
+    finally:
+        targets.close()  # the early TCP connections nobody took (dry run, bad input, unused hosts)
+
+
+def _submit(spec, targets, dry_run: bool, job_id: str | None) -> None:  # type: ignore[no-untyped-def]
+    from dlcfn.launch import targets as targets_mod
+    from dlcfn.launch.plan import make_plan
+    from dlcfn.launch.run import JobRun, SubmitOptions
+
     store = _store()
     job_id = _job_id(job_id, spec.name, store)
     plan = make_plan(spec, targets.hosts, job_id)
@@ -63,7 +74,7 @@ def submit(job_file: Path, cluster: str | None, hosts_file: Path | None, ssh_key
         return
     opts = SubmitOptions(job_id=job_id, results_root=Path.cwd() / "results", store=store, echo=_echo, shared_dir=targets.shared_dir)
     click.echo(f"job {job_id}: {len(plan.processes)} processes on {len(plan.used_hosts)} hosts of {targets.origin}")
-    JobRun(spec, targets.hosts, opts).execute()
+    JobRun(spec, targets.hosts, opts, early=targets.early).execute()
 
 
 def _job_id(requested: str | None, name: str, store) -> str:  # type: ignore[no-untyped-def]

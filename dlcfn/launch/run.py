@@ -37,7 +37,7 @@ from dlcfn.launch.plan import HostSlot, Plan, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
 from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, for_each
-from dlcfn.remote.ssh import SshRunner
+from dlcfn.remote.ssh import EarlySockets, SshRunner
 from dlcfn.remote.transfer import pack_dir
 from dlcfn.spec.job import JobSpec
 
@@ -71,6 +71,7 @@ class JobRun:
     spec: JobSpec
     hosts: list[HostSlot]
     opts: SubmitOptions
+    early: EarlySockets | None = None  # TCP connections started while the CLI was checking input
     plan: Plan = field(init=False)
     layout: JobLayout = field(init=False)
     runners: list[SshRunner] = field(default_factory=list)  # index = plan host index
@@ -90,7 +91,7 @@ class JobRun:
         """Run the job; return on success, raise DlcfnError (1), Interrupted (130) otherwise."""
         with self._phase("connect"):
             used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
-            self.runners = connect_all(used)  # a UserInputError here: nothing was started or shipped
+            self.runners = connect_all(used, self.early)  # a UserInputError here: nothing was started or shipped
         for runner in self.runners:
             runner.start_liveness()
         (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)

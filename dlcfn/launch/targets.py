@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dlcfn.errors import UserInputError
 from dlcfn.launch.plan import HostSlot
 from dlcfn.remote.hosts import SshTarget, check_known_hosts, parse_hosts_file
+from dlcfn.remote.ssh import EarlySockets
 
 
 @dataclass(frozen=True)
@@ -18,20 +21,42 @@ class Targets:
     hosts: list[HostSlot]
     shared_dir: str = ""  # set when the hosts share a file system
     origin: str = ""  # "hosts file X" / "cluster X", for messages
+    early: EarlySockets | None = None  # TCP connections already started; close() when not used
+
+    def close(self) -> None:
+        if self.early is not None:
+            self.early.close()
 
 
-def from_hosts_file(hosts_file: Path, ssh_key: Path | None, known_hosts: Path | None) -> Targets:
+def _with_early_sockets(targets: list[SshTarget], check: Callable[[], Targets], early_connect: bool) -> Targets:
+    """Start the TCP connections (see EarlySockets), then run the remaining checks; on a failed
+    check they are closed again and nothing else has touched the hosts."""
+    if not early_connect:
+        return check()
+    early = EarlySockets(targets)
+    try:
+        return dataclasses.replace(check(), early=early)
+    except BaseException:
+        early.close()
+        raise
+
+
+def from_hosts_file(hosts_file: Path, ssh_key: Path | None, known_hosts: Path | None, early_connect: bool = False) -> Targets:
     if ssh_key is None or known_hosts is None:
         missing = " and ".join(o for o, v in (("--ssh-key", ssh_key), ("--known-hosts", known_hosts)) if v is None)
         raise UserInputError(f"--hosts needs {missing}: the private key to log in with and the host keys to trust")
     _check_files(ssh_key, known_hosts)
     targets = parse_hosts_file(hosts_file, str(ssh_key), str(known_hosts))
-    _load_key(ssh_key)
-    check_known_hosts(targets)
-    return Targets([HostSlot(t, _numeric(t.host, t.name)) for t in targets], origin=f"hosts file {hosts_file}")
+
+    def check() -> Targets:
+        _load_key(ssh_key)
+        check_known_hosts(targets)
+        return Targets([HostSlot(t, _numeric(t.host, t.name)) for t in targets], origin=f"hosts file {hosts_file}")
+
+    return _with_early_sockets(targets, check, early_connect)
 
 
-def from_cluster(name: str) -> Targets:
+def from_cluster(name: str, early_connect: bool = False) -> Targets:
     """The master is the first host and the jump host; workers are reached through it at their
     private addresses (they have no public ones)."""
     from dlcfn.home import Home
@@ -44,7 +69,6 @@ def from_cluster(name: str) -> Targets:
     if not state.ssh_key or not state.known_hosts:
         raise UserInputError(f"cluster {name!r} has no ssh key or known_hosts recorded; re-run `dlcfn status {name}` to refresh it")
     _check_files(Path(state.ssh_key), Path(state.known_hosts))
-    _load_key(Path(state.ssh_key))
     jump = SshTarget(master.name, master.public_ip or master.private_ip, master.ssh_port, state.ssh_user, state.ssh_key, state.known_hosts)
     slots = [HostSlot(jump, master.private_ip or jump.host, master.gpus)]
     for node in state.workers:
@@ -52,8 +76,13 @@ def from_cluster(name: str) -> Targets:
             continue
         t = SshTarget(node.name, node.private_ip, node.ssh_port, state.ssh_user, state.ssh_key, state.known_hosts, jump=jump)
         slots.append(HostSlot(t, node.private_ip, node.gpus))
-    check_known_hosts([s.target for s in slots])
-    return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}")
+
+    def check() -> Targets:
+        _load_key(Path(state.ssh_key))
+        check_known_hosts([s.target for s in slots])
+        return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}")
+
+    return _with_early_sockets([jump], check, early_connect)  # the workers are reached through the jump host
 
 
 def check_gpus(targets: Targets, gpus_per_worker: int, workers_per_host: dict[int, int]) -> None:

@@ -9,16 +9,16 @@ from typing import TypeVar
 
 from dlcfn.errors import DlcfnError
 from dlcfn.remote.hosts import SshTarget
-from dlcfn.remote.ssh import SshRunner, load_key
+from dlcfn.remote.ssh import EarlySockets, SshRunner, load_key
 
 T = TypeVar("T")
 MAX_THREADS = 64  # handshakes are mostly waiting on the network and the peers' CPU
 
 
-def connect_all(targets: Sequence[SshTarget]) -> list[SshRunner]:
-    """One connected runner per target, in order. On any failure every opened connection is
-    closed and one error names every host that failed (the first error's type is kept, so a
-    host-key problem stays a user-input error)."""
+def connect_all(targets: Sequence[SshTarget], early: EarlySockets | None = None) -> list[SshRunner]:
+    """One connected runner per target, in order, on the `early` sockets where there are some.
+    On any failure every opened connection is closed and one error names every host that failed
+    (the first error's type is kept, so a host-key problem stays a user-input error)."""
     import paramiko
 
     everything = [*targets, *{t.jump for t in targets if t.jump}]
@@ -26,7 +26,7 @@ def connect_all(targets: Sequence[SshTarget]) -> list[SshRunner]:
     known = {path: paramiko.HostKeys(path) for path in {t.known_hosts for t in everything if t}}
 
     def runner(t: SshTarget, jump: SshRunner | None = None) -> SshRunner:
-        return SshRunner(t, keys[t.key_file], jump=jump, host_keys=known[t.known_hosts])
+        return SshRunner(t, keys[t.key_file], jump=jump, host_keys=known[t.known_hosts], early=early)
 
     jumps: dict[SshTarget, SshRunner] = {}
     for t in targets:
@@ -42,6 +42,9 @@ def connect_all(targets: Sequence[SshTarget]) -> list[SshRunner]:
     except BaseException:
         close_all([*runners, *jumps.values()])
         raise
+    finally:
+        if early is not None:
+            early.close()  # the sockets of hosts the job does not use
     return runners
 
 

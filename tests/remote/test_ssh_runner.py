@@ -13,7 +13,7 @@ import pytest
 from dlcfn.errors import UserInputError
 from dlcfn.remote.fanout import close_all, connect_all, for_each
 from dlcfn.remote.hosts import SshTarget, check_known_hosts, parse_hosts_file
-from dlcfn.remote.ssh import HostUnreachable
+from dlcfn.remote.ssh import EarlySockets, HostUnreachable
 from dlcfn.remote.transfer import fetch_tree, pack_dir, unpack_remote
 
 
@@ -89,6 +89,35 @@ def test_unreachable_host_is_named(ssh_pool_factory) -> None:  # type: ignore[no
     pool.kill_host(pool.hosts[1])
     with pytest.raises(HostUnreachable, match=f"host {targets[1].name}: cannot connect"):
         connect_all(targets)
+
+
+def test_early_sockets_carry_the_handshakes(ssh_pool_factory) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(3)
+    targets = targets_of(pool)
+    pool.kill_host(pool.hosts[2])  # nothing listens there: its early connect fails
+    early = EarlySockets(targets)
+    assert len(early._socks) == 3  # non-blocking: started, not finished
+    with pytest.raises(HostUnreachable, match=f"host {targets[2].name}: cannot connect"):
+        connect_all(targets, early)  # the failed one falls back to a normal connect, which names it
+    assert early._socks == {}  # every socket was taken or closed
+
+    early = EarlySockets(targets[:2])
+    taken = early.take(targets[0])
+    assert taken is not None and taken.gettimeout() == pytest.approx(10.0)
+    taken.close()
+    runners = connect_all(targets[:2], early)  # host 0's socket was taken already: a fresh connect
+    try:
+        assert [r.run("echo ok").stdout for r in runners] == [b"ok\n", b"ok\n"]
+    finally:
+        close_all(runners)
+
+
+def test_early_sockets_skip_names_and_jumped_hosts() -> None:
+    by_name = SshTarget("n", "localhost", 22, "u", "k", "kh")
+    jumped = SshTarget("j", "10.0.0.2", 22, "u", "k", "kh", jump=by_name)
+    early = EarlySockets([by_name, jumped])
+    assert early._socks == {}  # no DNS lookup, no connection the jump host would make anyway
+    early.close()
 
 
 def test_killed_sshd_ends_the_running_command(ssh_pool_factory) -> None:  # type: ignore[no-untyped-def]
