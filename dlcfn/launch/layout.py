@@ -17,6 +17,8 @@ from pathlib import Path
 
 from dlcfn.launch import watchdog
 
+PREPARED_MARK = "dlcfn-prepared"
+PREPARE_FAILED = 98  # exit status of a first rank session whose prepare step failed
 FREE_PORT_PY = "import socket;s=socket.socket();s.bind(('',0));print(s.getsockname()[1])"
 
 
@@ -40,38 +42,46 @@ class JobLayout:
             return shlex.quote(f"{self.shared_dir}/.dlcfn/jobs/{self.job_id}/work")
         return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}/work"'
 
-    def prepare(self, python: str, unpack: bool, probe_port: bool) -> str:
-        """Make the dirs, unpack the archive from stdin (when `unpack`), print the CPU count, the
-        rank supervisor this host can run (`perl`, else `python`) and, on the first host, a free
-        port for the scheduler: one round trip per host. Read back with `parse_prepared`."""
+    def prepare(self, python: str, archive_size: int, probe_port: bool) -> str:
+        """Shell run at the start of the first rank's session on a host (so a host costs one
+        session, not two): make the dirs, unpack the next `archive_size` bytes of stdin (a tar.gz
+        of the workdir; 0: nothing to unpack, the shared file system has it), pick the rank
+        supervisor this host can run ($P: perl, else python) and report on stderr, as one line
+        for `parse_prepared`: the CPU count, $P and, on the first host, a free port for the
+        scheduler. Exit 98 when any of it fails, before anything is started."""
         parts = [f"mkdir -p {self.ctl} {self.work}"]
-        parts.append(f"tar -xzf - -C {self.work}" if unpack else "cat >/dev/null")
-        parts.append("nproc")
-        parts.append("{ command -v perl >/dev/null && echo perl || echo python; }")
+        if archive_size:
+            # head -c reads exactly that many bytes: the go line that follows stays on stdin
+            parts.append(f"head -c {archive_size} | tar -xzf - -C {self.work}")
+        words = "$(nproc) $P"
         if probe_port:
             # The job's interpreter, or python3 when the job's is not Python (a shell script job).
             probe = f"-I -S -c {shlex.quote(FREE_PORT_PY)}"
-            parts.append(f"{{ {shlex.quote(python)} {probe} 2>/dev/null || python3 {probe}; }}")
-        return " && ".join(parts)
+            words += f" $({shlex.quote(python)} {probe} 2>/dev/null || python3 {probe})"
+        return (" && ".join(parts) + f" || exit {PREPARE_FAILED}; P=python; command -v perl >/dev/null && P=perl; "
+                f"echo \"{PREPARED_MARK} {words}\" >&2; ")
 
     def setup(self, command: str) -> str:
         return f"cd {self.work} && {command}"
 
-    def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str], supervisor: str = "perl") -> str:
+    def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str], supervisor: str,
+             prepare: str = "") -> str:
         """One rank, opened early and held: the session waits for a "go" line on stdin carrying
         the values of `late_env` (known only once the hosts are prepared: the scheduler's port,
         the CPU count), so opening sessions overlaps with shipping. EOF instead of go: exit 97,
-        nothing started. Then the watchdog is exec'd (sshd's child is the watchdog itself and the
-        channel's stdin its stdin): `perl` runs watchdog.pl (~2 ms to start); `python` runs
-        watchdog.py on the host's python3 (the job's interpreter when there is none) with -I -S."""
+        nothing started. Then the supervisor is exec'd (sshd's child is the supervisor itself and
+        the channel's stdin its stdin): `perl` runs watchdog.pl (~2 ms to start); `python` runs
+        watchdog.py on the host's python3 (the job's interpreter when there is none) with -I -S;
+        `auto` (after `prepare`, in the same shell) runs whichever $P says."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
         tail = f"{self.ctl} {q(name)} {grace:g} {user}"
-        if supervisor == "perl":
-            return f"{wait}cd {self.work} && exec perl -e {q(perl_watchdog_source())} {tail}"
-        py = f"W=python3; command -v python3 >/dev/null || W={q(python)}; "
-        return f"{wait}{py}cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {tail}"
+        perl = f"exec perl -e {q(perl_watchdog_source())} {tail}"
+        py = (f"W=python3; command -v python3 >/dev/null || W={q(python)}; "
+              f"exec \"$W\" -I -S -c {q(watchdog_source())} {tail}")
+        run = {"perl": perl, "python": py, "auto": f'if [ "$P" = perl ]; then {perl}; fi; {py}'}[supervisor]
+        return f"{prepare}{wait}cd {self.work} && {run}"
 
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,
@@ -98,9 +108,9 @@ class Prepared:
     port: int | None  # a free port on the first host, when probed
 
 
-def parse_prepared(stdout: bytes, probe_port: bool) -> Prepared | None:
-    """What `JobLayout.prepare` printed, or None when it is not that."""
-    words = stdout.decode(errors="replace").split()
+def parse_prepared(line: str, probe_port: bool) -> Prepared | None:
+    """The words after PREPARED_MARK that `JobLayout.prepare` printed, or None when they are not that."""
+    words = line.split()
     if len(words) != (3 if probe_port else 2) or not words[0].isdigit() or words[1] not in SUPERVISORS:
         return None
     if probe_port and not words[2].isdigit():

@@ -5,9 +5,10 @@ The pipeline, one step per method:
   connect  every host in parallel (the jump host first), connections kept for the whole job;
            all host keys are checked before anything is shipped anywhere
   start    per host, pipelined (no host waits for the others):
-           prepare  one round trip: job dirs, unpack the workdir, CPU count, scheduler port
+           prepare  in the first rank's session: job dirs, unpack the workdir, CPU count,
+                    supervisor, scheduler port (host 0); the session then waits for its go line
            setup    the spec's setup commands
-           open     one session per rank, waiting for a go line
+           open     one session per other rank, each waiting for a go line
            go       release the ranks (each under the remote watchdog: its own process group,
                     bound to its channel) once host 0's scheduler port is known
   watch    prefixed live output; the first non-zero exit, lost host or timeout ends the job
@@ -33,7 +34,7 @@ from dlcfn.errors import DlcfnError, Interrupted
 from dlcfn.launch import mxnet
 from dlcfn.launch.history import JobRecord, JobState, JobStore, process_start_time
 from dlcfn.launch.layout import JobLayout, parse_prepared
-from dlcfn.launch.plan import HostSlot, Plan, make_plan
+from dlcfn.launch.plan import HostSlot, Plan, Process, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
 from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, for_each
@@ -42,6 +43,7 @@ from dlcfn.remote.transfer import pack_dir
 from dlcfn.spec.job import JobSpec
 
 Echo = Callable[[str], None]
+PREPARE_TIMEOUT = 300.0  # seconds for a host to unpack the workdir and report
 LIVENESS_TIMEOUT = 6.0  # seconds without a reply to SSH pings before a host counts as gone
 
 
@@ -76,7 +78,6 @@ class JobRun:
     layout: JobLayout = field(init=False)
     runners: list[SshRunner] = field(default_factory=list)  # index = plan host index
     ranks: list[RankHandle] = field(default_factory=list)
-    supervisors: dict[int, str] = field(default_factory=dict)  # host index -> "perl" | "python"
     timings: dict[str, float] = field(default_factory=dict)
     record: JobRecord | None = None
     events: "queue.Queue[Event]" = field(default_factory=queue.Queue)
@@ -126,28 +127,30 @@ class JobRun:
     # --- steps --------------------------------------------------------------------------------
 
     def _bring_up(self) -> None:
-        """Per host, as soon as it can: unpack + probe, setup, open its rank sessions, release
-        them once the scheduler's port (probed on host 0) is known. Hosts do not wait for each
-        other, so a fast host does not idle behind a slow one; the first error stops them all."""
+        """Per host, as soon as it can: open its first rank's session, which prepares the host
+        (dirs, the workdir unpacked, CPU count, supervisor, on host 0 the scheduler's port) and
+        then holds; run the setup commands; open the host's other ranks; release them all once
+        the scheduler's port (host 0) is known. Hosts do not wait for each other, so a fast host
+        does not idle behind a slow one; the first error stops them all."""
         archive = pack_dir(self.spec.workdir)
-        port_known, abort = threading.Event(), threading.Event()
-        if not self.spec.kvstore.distributed:
-            port_known.set()
+        host0_ready, abort = threading.Event(), threading.Event()
         errors: list[DlcfnError] = []
 
         def host(i: int) -> None:
             try:
-                cpus = self._prepare_host(i, archive)
+                cpus, supervisor = self._prepare_host(i, archive)
                 if i == 0:
-                    port_known.set()
-                for step in (self._setup_host, self._open_host):
+                    host0_ready.set()
+                elif self.layout.shared_dir:  # host 0 unpacks the shared workdir: setup runs in it
+                    self._wait(host0_ready, abort)
+                if abort.is_set():
+                    return
+                self._setup_host(i)
+                for proc in self.plan.on_host(i)[1:]:
                     if abort.is_set():
                         return
-                    step(i)
-                while not port_known.wait(0.05):
-                    if abort.is_set():
-                        return
-                if not abort.is_set():
+                    self._open_rank(i, proc, supervisor)
+                if self._wait(host0_ready, abort):
                     self._go_host(i, cpus)
             except DlcfnError as e:
                 errors.append(e)
@@ -165,19 +168,33 @@ class JobRun:
         if errors:
             raise errors[0]
 
-    def _prepare_host(self, i: int, archive: bytes) -> int:
-        """Job dirs, the workdir unpacked (once on a shared file system), the CPU count, the
-        host's rank supervisor and, on host 0, a free port for the scheduler: one round trip."""
+    @staticmethod
+    def _wait(event: threading.Event, abort: threading.Event) -> bool:
+        """Wait for `event`; False when the bring-up was aborted first."""
+        while not event.wait(0.05):
+            if abort.is_set():
+                return False
+        return not abort.is_set()
+
+    def _prepare_host(self, i: int, archive: bytes) -> tuple[int, str]:
+        """Open host i's first rank with JobLayout.prepare in front (the workdir streamed on its
+        stdin, unpacked once on a shared file system) and wait for its report: (CPU count,
+        supervisor); on host 0 also the scheduler's port."""
         unpack = not self.layout.shared_dir or i == 0
-        cmd = self.layout.prepare(self.spec.python, unpack=unpack, probe_port=(i == 0))
-        r = self.runners[i].run(cmd, stdin=archive if unpack else b"", timeout=300)
-        prepared = parse_prepared(r.stdout, probe_port=(i == 0)) if r.ok else None
+        prepare = self.layout.prepare(self.spec.python, len(archive) if unpack else 0, probe_port=(i == 0))
+        first = self._open_rank(i, self.plan.on_host(i)[0], "auto", prepare)
+        if unpack:
+            first.remote.send(archive)
+        if not first.settled.wait(PREPARE_TIMEOUT):
+            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir took over {PREPARE_TIMEOUT} s")
+        prepared = parse_prepared(first.prepared or "", probe_port=(i == 0))
         if prepared is None:
-            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {r.exit_status})", detail=r.tail())
+            first.remote.wait()  # the session ended: its output and exit status say why
+            detail = "\n".join(first.tail)
+            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {first.status})", detail=detail)
         if i == 0 and self.spec.kvstore.distributed:
             self.plan.root_port = prepared.port or 0
-        self.supervisors[i] = prepared.supervisor
-        return prepared.cpus
+        return prepared.cpus, prepared.supervisor
 
     def _setup_host(self, i: int) -> None:
         runner = self.runners[i]
@@ -188,17 +205,17 @@ class JobRun:
             if not r.ok:
                 raise DlcfnError(f"setup command {command!r} failed on host {runner.name} with exit {r.exit_status}", detail=r.tail())
 
-    def _open_host(self, i: int) -> None:
-        """Open the sessions of host i's ranks; each waits for its go line (JobLayout.rank)."""
+    def _open_rank(self, i: int, proc: Process, supervisor: str, prepare: str = "") -> RankHandle:
+        """Open one rank's session on host i; it waits for its go line (JobLayout.rank)."""
         argv, late = mxnet.command(self.spec), mxnet.late_env(self.spec)
-        for proc in self.plan.on_host(i):
-            env = mxnet.process_env(self.spec, self.plan, proc, None)
-            cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late, self.supervisors[i])
-            remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
-            handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
-            with self._lock:
-                self.ranks.append(handle)
-            watch(handle, self.events)
+        env = mxnet.process_env(self.spec, self.plan, proc, None)
+        cmd = self.layout.rank(self.spec.python, proc.name, argv, self.opts.grace, late, supervisor, prepare)
+        remote = self.runners[i].start(cmd, env={k: v for k, v in env.items() if k not in late})
+        handle = RankHandle(proc, self.runners[i].name, remote, self.results_dir / "logs" / f"{proc.name}.log")
+        with self._lock:
+            self.ranks.append(handle)
+        watch(handle, self.events)
+        return handle
 
     def _go_host(self, i: int, cpus: int) -> None:
         """Release host i's waiting ranks with the values only known now (port, CPU count)."""

@@ -14,12 +14,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlcfn.launch import layout
 from dlcfn.launch.plan import Process
 from dlcfn.remote.runner import RemoteProcess
 
 TAIL_LINES = 10
 PGID_MARK = b"dlcfn-watchdog pgid="
 SIGNAL_MARK = b"dlcfn-watchdog signal="
+PREPARED_MARK = layout.PREPARED_MARK.encode() + b" "  # JobLayout.prepare's report, from a host's first rank session
 
 
 class EventKind(enum.Enum):
@@ -48,6 +50,8 @@ class RankHandle:
     status: int | None = None  # exit status; -1 when the host/link went away
     signal: int | None = None  # set when a signal ended the rank (status is 128 + signal)
     stopped: bool = False  # still running when dlcfn stopped the job
+    prepared: str | None = None  # what JobLayout.prepare reported, when this session ran it
+    settled: threading.Event = field(default_factory=threading.Event)  # prepared reported, or the session ended
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
 
     @property
@@ -91,6 +95,7 @@ def _read_rank(rank: RankHandle, events: "queue.Queue[Event]") -> None:
     err.join(timeout=2)
     rank.ended_at = time.time()
     rank.status = status
+    rank.settled.set()
     events.put(Event(EventKind.EXIT, rank))
 
 
@@ -106,6 +111,9 @@ def _read_stderr(rank: RankHandle, events: "queue.Queue[Event]") -> None:
                 rank.pgid = int(line[len(PGID_MARK):])
             elif line.startswith(SIGNAL_MARK):
                 rank.signal = int(line[len(SIGNAL_MARK):])
+            elif line.startswith(PREPARED_MARK) and rank.prepared is None:
+                rank.prepared = line[len(PREPARED_MARK):].decode(errors="replace")
+                rank.settled.set()
             else:
                 with open(rank.log_path, "ab") as log:
                     log.write(line + b"\n")

@@ -162,3 +162,37 @@ def test_host_stops_answering(ssh_pool_factory, write_job, start_submit, job_pid
     pool.kill_host(host3)
     wait_for(lambda: not job_pids("frozen"), "no process of the job left", timeout=10)  # ...until its channel closes
 
+
+
+def test_prepare_fails_on_one_host(ssh_pool_factory, write_job, run_submit, job_pids) -> None:  # type: ignore[no-untyped-def]
+    """The job dir cannot be made on host 2 (a file sits where its directory goes): the error
+    names the host and why, and the ranks already opened on the other hosts never start."""
+    pool = ssh_pool_factory(3)
+    (pool.hosts[1].root / ".dlcfn").mkdir(parents=True, exist_ok=True)
+    (pool.hosts[1].root / ".dlcfn" / "jobs").write_text("not a directory")
+    out = run_submit(pool, write_job(num_workers=2, num_servers=1), "--job-id", "noprep")
+    assert out.returncode == 1, out.stderr
+    host2 = pool.hosts[1].spec.split("@")[1]
+    assert f"host {host2}: preparing the job dir failed (exit 98)" in error_line(out.stderr)
+    assert "Not a directory" in out.stderr  # the remote shell's own words come with it
+    assert "hello from" not in out.stdout  # no rank started anywhere
+    assert not job_pids("noprep")
+
+
+def test_setup_runs_before_the_ranks_and_its_failure_stops_the_job(ssh_pool_factory, write_job, run_submit, job_pids,
+                                                                   in_tmp_cwd: Path) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(2)
+    ok = run_submit(pool, write_job(num_workers=2, num_servers=1, setup=["echo prepared > marker.txt", "cat train.py | wc -l"],
+                                    results=["marker.txt"]), "--job-id", "setup-ok")
+    assert ok.returncode == 0, ok.stderr
+    hosts = [h.spec.split("@")[1] for h in pool.hosts]
+    for h in hosts:  # both commands ran on each host, in the shipped workdir, prefixed
+        assert any(line.startswith(f"[setup@{h}] ") and line.split()[-1].isdigit() for line in ok.stdout.splitlines()), ok.stdout
+    markers = sorted((in_tmp_cwd / "results" / "setup-ok").glob("*/marker.txt"))
+    assert [m.read_text() for m in markers] == ["prepared\n"] * 2  # written by setup, collected from each host
+
+    bad = run_submit(pool, write_job(num_workers=2, num_servers=1, setup=["exit 4"]), "--job-id", "setup-bad")
+    assert bad.returncode == 1
+    assert f"setup command 'exit 4' failed on host" in error_line(bad.stderr) and "with exit 4" in error_line(bad.stderr)
+    assert "hello from" not in bad.stdout
+    assert not job_pids("setup-bad")
