@@ -42,46 +42,50 @@ class JobLayout:
             return shlex.quote(f"{self.shared_dir}/.dlcfn/jobs/{self.job_id}/work")
         return f'"${{DLCFN_NODE_ROOT:-$HOME}}/.dlcfn/jobs/{self.job_id}/work"'
 
-    def prepare(self, python: str, archive_size: int, probe_port: bool) -> str:
-        """Shell run at the start of the first rank's session on a host (so a host costs one
-        session, not two): make the dirs, unpack the next `archive_size` bytes of stdin (a tar.gz
-        of the workdir; 0: nothing to unpack, the shared file system has it), pick the rank
-        supervisor this host can run ($P: perl, else python) and report on stderr, as one line
-        for `parse_prepared`: the CPU count, $P and, on the first host, a free port for the
-        scheduler. Exit 98 when any of it fails, before anything is started."""
+    def shell_prepare(self, step: "PrepareStep") -> str:
+        """The prepare step in shell, for hosts without perl (watchdog.pl does it in-process
+        otherwise): make the dirs, unpack the next `archive_size` bytes of stdin (0: nothing to
+        unpack, the shared file system has it) and report on stderr, as one line for
+        `parse_prepared`: the CPU count, the supervisor and, on the first host, a free port for
+        the scheduler. Exit 98 when any of it fails, before anything is started."""
         parts = [f"mkdir -p {self.ctl} {self.work}"]
-        if archive_size:
+        if step.archive_size:
             # head -c reads exactly that many bytes: the go line that follows stays on stdin
-            parts.append(f"head -c {archive_size} | tar -xzf - -C {self.work}")
-        words = "$(nproc) $P"
-        if probe_port:
+            parts.append(f"head -c {step.archive_size} | tar {step.tar_flags} - -C {self.work}")
+        words = "$(nproc) python"
+        if step.probe_port:
             # The job's interpreter, or python3 when the job's is not Python (a shell script job).
             probe = f"-I -S -c {shlex.quote(FREE_PORT_PY)}"
-            words += f" $({shlex.quote(python)} {probe} 2>/dev/null || python3 {probe})"
-        return (" && ".join(parts) + f" || exit {PREPARE_FAILED}; P=python; command -v perl >/dev/null && P=perl; "
-                f"echo \"{PREPARED_MARK} {words}\" >&2; ")
+            words += f" $({shlex.quote(step.python)} {probe} 2>/dev/null || python3 {probe})"
+        return " && ".join(parts) + f' || exit {PREPARE_FAILED}; echo "{PREPARED_MARK} {words}" >&2; '
 
     def setup(self, command: str) -> str:
         return f"cd {self.work} && {command}"
 
     def rank(self, python: str, name: str, argv: list[str], grace: float, late_env: list[str], supervisor: str,
-             prepare: str = "") -> str:
+             prepare: "PrepareStep | None" = None) -> str:
         """One rank, opened early and held: the session waits for a "go" line on stdin carrying
         the values of `late_env` (known only once the hosts are prepared: the scheduler's port,
         the CPU count), so opening sessions overlaps with shipping. EOF instead of go: exit 97,
-        nothing started. Then the supervisor is exec'd (sshd's child is the supervisor itself and
-        the channel's stdin its stdin): `perl` runs watchdog.pl (~2 ms to start); `python` runs
-        watchdog.py on the host's python3 (the job's interpreter when there is none) with -I -S;
-        `auto` (after `prepare`, in the same shell) runs whichever $P says."""
+        nothing started. `prepare` (a host's first rank) runs the prepare step first.
+
+        The supervisor is exec'd (sshd's child is the supervisor itself and the channel's stdin
+        its stdin): `perl` runs watchdog.pl (~2 ms to start), which also does the prepare step
+        and reads the go line itself; `python` runs watchdog.py on the host's python3 (the job's
+        interpreter when there is none) with -I -S, after the shell did both; `auto` (a host's
+        first rank, when it is not known yet) runs perl when the host has it, else python."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
+        prep = f"{prepare.archive_size}:{int(prepare.gzip)}:{int(prepare.probe_port)}" if prepare else "-"
+        perl = f"exec perl -e {q(perl_watchdog_source())} {self.ctl} {q(name)} {grace:g} {self.work} {prep} {','.join(late_env) or '-'} {user}"
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
-        tail = f"{self.ctl} {q(name)} {grace:g} {user}"
-        perl = f"exec perl -e {q(perl_watchdog_source())} {tail}"
-        py = (f"W=python3; command -v python3 >/dev/null || W={q(python)}; "
-              f"exec \"$W\" -I -S -c {q(watchdog_source())} {tail}")
-        run = {"perl": perl, "python": py, "auto": f'if [ "$P" = perl ]; then {perl}; fi; {py}'}[supervisor]
-        return f"{prepare}{wait}cd {self.work} && {run}"
+        python_path = (f"{self.shell_prepare(prepare) if prepare else ''}{wait}W=python3; command -v python3 >/dev/null || W={q(python)}; "
+                       f"cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}")
+        if supervisor == "perl":
+            return perl
+        if supervisor == "python":
+            return python_path
+        return f"if command -v perl >/dev/null; then {perl}; fi; {python_path}"
 
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,
@@ -99,6 +103,20 @@ class JobLayout:
 
 
 SUPERVISORS = ("perl", "python")
+
+
+@dataclass(frozen=True)
+class PrepareStep:
+    """What a host's first rank does before it waits for its go line (JobLayout.rank)."""
+
+    archive_size: int  # bytes of workdir archive that follow on stdin; 0: nothing to unpack
+    gzip: bool  # the archive is gzipped
+    probe_port: bool  # report a free port (the scheduler's host)
+    python: str  # the job's interpreter, for the port probe in shell
+
+    @property
+    def tar_flags(self) -> str:
+        return "-xzf" if self.gzip else "-xf"
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,7 @@ def watchdog_source() -> str:
 
 @functools.cache
 def perl_watchdog_source() -> str:
-    """watchdog.pl without its comment lines and blank lines (it travels in every rank's command)."""
+    """watchdog.pl without comment lines, blank lines and indentation (it travels in every rank's
+    command; perl ignores all three)."""
     text = Path(watchdog.__file__).with_suffix(".pl").read_text()
-    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")) + "\n"
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")) + "\n"

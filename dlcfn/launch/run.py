@@ -33,13 +33,13 @@ from typing import Iterator
 from dlcfn.errors import DlcfnError, Interrupted
 from dlcfn.launch import mxnet
 from dlcfn.launch.history import JobRecord, JobState, JobStore, process_start_time
-from dlcfn.launch.layout import JobLayout, parse_prepared
+from dlcfn.launch.layout import JobLayout, PrepareStep, parse_prepared
 from dlcfn.launch.plan import HostSlot, Plan, Process, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
 from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, for_each
 from dlcfn.remote.ssh import EarlySockets, SshRunner
-from dlcfn.remote.transfer import pack_dir
+from dlcfn.remote.transfer import Archive, pack_dir
 from dlcfn.spec.job import JobSpec
 
 Echo = Callable[[str], None]
@@ -176,15 +176,15 @@ class JobRun:
                 return False
         return not abort.is_set()
 
-    def _prepare_host(self, i: int, archive: bytes) -> tuple[int, str]:
+    def _prepare_host(self, i: int, archive: Archive) -> tuple[int, str]:
         """Open host i's first rank with JobLayout.prepare in front (the workdir streamed on its
         stdin, unpacked once on a shared file system) and wait for its report: (CPU count,
         supervisor); on host 0 also the scheduler's port."""
         unpack = not self.layout.shared_dir or i == 0
-        prepare = self.layout.prepare(self.spec.python, len(archive) if unpack else 0, probe_port=(i == 0))
-        first = self._open_rank(i, self.plan.on_host(i)[0], "auto", prepare)
+        step = PrepareStep(len(archive.data) if unpack else 0, archive.gzip, probe_port=(i == 0), python=self.spec.python)
+        first = self._open_rank(i, self.plan.on_host(i)[0], "auto", step)
         if unpack:
-            first.remote.send(archive)
+            first.remote.send(archive.data)
         if not first.settled.wait(PREPARE_TIMEOUT):
             raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir took over {PREPARE_TIMEOUT} s")
         prepared = parse_prepared(first.prepared or "", probe_port=(i == 0))
@@ -205,7 +205,7 @@ class JobRun:
             if not r.ok:
                 raise DlcfnError(f"setup command {command!r} failed on host {runner.name} with exit {r.exit_status}", detail=r.tail())
 
-    def _open_rank(self, i: int, proc: Process, supervisor: str, prepare: str = "") -> RankHandle:
+    def _open_rank(self, i: int, proc: Process, supervisor: str, prepare: PrepareStep | None = None) -> RankHandle:
         """Open one rank's session on host i; it waits for its go line (JobLayout.rank)."""
         argv, late = mxnet.command(self.spec), mxnet.late_env(self.spec)
         env = mxnet.process_env(self.spec, self.plan, proc, None)

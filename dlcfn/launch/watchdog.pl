@@ -17,23 +17,117 @@
 # signal can slip between a check and the wait; without pidfds it polls every 50 ms.
 #
 # Exit status: the rank's, or 128 + N when signal N killed it (reported on stderr as well).
-# usage: perl -e SRC CTL_DIR NAME GRACE_S ARGV...
+# Before that it does, in the same process, what the shell would otherwise need five programs
+# for (JobLayout.prepare, JobLayout.rank): on a host's first rank, PREP = SIZE:GZIP:PROBE makes
+# the job dirs, unpacks the next SIZE bytes of stdin (a tar, gzipped when GZIP is 1) into WORK
+# with one tar, and reports "dlcfn-prepared CPUS perl [PORT]" on stderr (CPUS from the affinity
+# mask, as nproc; a free port when PROBE is 1); exit 98 when any of it fails. Then (every rank)
+# it reads the go line from stdin, whose words are the values of the comma-separated LATE
+# variables (exit 97 on EOF: the job was stopped before it started), and runs ARGV in WORK.
+#
+# usage: perl -e SRC CTL_DIR NAME GRACE_S WORK PREP|- LATE|- ARGV...
 # Comment lines (starting with #) are stripped before shipping; keep code off them.
 
-my ($ctl, $name, $grace, @argv) = @ARGV;
+my ($ctl, $name, $grace, $work, $prep, $late, @argv) = @ARGV;
 
 # Syscall numbers by ELF machine of this perl: x86_64 (62) and aarch64 (183).
-# [setsid, prctl, pidfd_open]
-my %NR = (62 => [112, 157, 434], 183 => [157, 167, 434]);
-my ($nr_setsid, $nr_prctl, $nr_pidfd);
+# [setsid, prctl, pidfd_open, sched_getaffinity]
+my %NR = (62 => [112, 157, 434, 204], 183 => [157, 167, 434, 123]);
+my ($nr_setsid, $nr_prctl, $nr_pidfd, $nr_affinity);
 if (open(my $exe, '<', '/proc/self/exe')) {
     binmode $exe;
     my $head = '';
     if (read($exe, $head, 20) == 20) {
-        ($nr_setsid, $nr_prctl, $nr_pidfd) = @{ $NR{ unpack('v', substr($head, 18, 2)) } || [] };
+        ($nr_setsid, $nr_prctl, $nr_pidfd, $nr_affinity) = @{ $NR{ unpack('v', substr($head, 18, 2)) } || [] };
     }
     close $exe;
 }
+
+sub fail_prepare {
+    syswrite(STDERR, "dlcfn-prepare: $_[0]\n");
+    exit 98;
+}
+
+sub make_dir {    # mkdir -p
+    my $path = '';
+    for my $part (split m{/}, $_[0]) {
+        $path .= "$part/";
+        mkdir $path if $part ne '';
+    }
+    -d $_[0] or fail_prepare("cannot create directory $_[0]: $!");
+}
+
+sub cpu_count {    # the affinity mask, like nproc; /proc/cpuinfo when the syscall is unknown
+    if ($nr_affinity) {
+        my $mask = "\0" x 1024;
+        my $got = syscall($nr_affinity, 0, length $mask, $mask);
+        return unpack('%32b*', substr($mask, 0, $got)) if $got > 0;
+    }
+    open(my $info, '<', '/proc/cpuinfo') or return 1;
+    my $n = grep { /^processor\s*:/ } <$info>;
+    return $n || 1;
+}
+
+sub free_port {    # bind port 0 on INADDR_ANY (AF_INET 2, SOCK_STREAM 1) and read the port back
+    socket(my $sock, 2, 1, 0) or return '';
+    bind($sock, pack('S n N x8', 2, 0, 0)) or return '';
+    my $addr = getsockname($sock) or return '';
+    return unpack('x2 n', $addr);
+}
+
+if ($prep ne '-') {
+    my ($size, $gzip, $probe) = split /:/, $prep;
+    make_dir($ctl);
+    make_dir($work);
+    if ($size > 0) {
+        pipe(my $tar_r, my $tar_w) or fail_prepare("pipe: $!");
+        my $tar = fork;
+        fail_prepare("fork: $!") unless defined $tar;
+        if ($tar == 0) {
+            close $tar_w;
+            open(STDIN, '<&', $tar_r);
+            open(STDOUT, '>&', \*STDERR);
+            exec('tar', $gzip ? '-xzf' : '-xf', '-', '-C', $work) or exit 127;
+        }
+        close $tar_r;
+        local $SIG{PIPE} = 'IGNORE';    # tar gave up: its exit status says so below
+        my $left = $size;
+        while ($left > 0) {
+            my $got = sysread(STDIN, my $buf, $left < 65536 ? $left : 65536);
+            next if !defined $got && ($! + 0) == 4;
+            last unless $got;
+            $left -= $got;
+            while (length $buf) {
+                my $put = syswrite($tar_w, $buf);
+                last unless $put;
+                substr($buf, 0, $put) = '';
+            }
+        }
+        close $tar_w;
+        waitpid($tar, 0);
+        fail_prepare("unpacking the workdir into $work failed (tar exit " . ($? >> 8) . ")") if $? || $left;
+    }
+    my $port = $probe ? free_port() : '';
+    fail_prepare('no free port for the scheduler') if $probe && !$port;
+    syswrite(STDERR, "dlcfn-prepared " . cpu_count() . " perl $port\n");
+}
+
+# The go line: one word per LATE variable (or just "go").
+my $line = '';
+while ($line !~ /\n/) {
+    my $got = sysread(STDIN, $line, 4096, length $line);
+    next if !defined $got && ($! + 0) == 4;
+    exit 97 unless $got;
+}
+if ($late ne '-') {
+    my @values = split ' ', $line;
+    my @names = split /,/, $late;
+    $ENV{ $names[$_] } = $values[$_] for 0 .. $#names;
+}
+chdir $work or do {
+    syswrite(STDERR, "dlcfn-watchdog: cannot enter $work: $!\n");
+    exit 127;
+};
 # PR_SET_CHILD_SUBREAPER; on an unknown machine orphans go to init, as without a watchdog.
 syscall($nr_prctl, 36, 1, 0, 0, 0) if $nr_prctl;
 

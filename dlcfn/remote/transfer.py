@@ -1,10 +1,13 @@
-"""Shipping a directory: pack it once as tar.gz in memory, stream it into `tar -xz` on each host
-(one SSH round trip per host, no SFTP session, no temporary file on either side)."""
+"""Shipping a directory: pack it once as a tar in memory (gzipped when large), streamed into
+`tar -x` on each host inside the first rank's session (JobLayout.prepare: no extra round trip,
+no SFTP session, no temporary file on either side); collecting results the same way back."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from dlcfn.errors import DlcfnError
@@ -12,30 +15,38 @@ from dlcfn.remote.runner import CommandRunner
 
 SKIP_DIRS = {".git", "__pycache__", ".venv", "results", ".pytest_cache"}
 MAX_BYTES = 512 * 1024 * 1024  # larger workdirs belong on the shared file system or S3
+GZIP_OVER = 1024 * 1024  # bytes of tar
 
 
-def pack_dir(path: Path) -> bytes:
-    """tar.gz of `path`'s contents (paths relative to it), skipping VCS, caches and results."""
+@dataclass(frozen=True)
+class Archive:
+    data: bytes  # a tar, gzipped when `gzip`
+    gzip: bool
+
+    @property
+    def tar_flags(self) -> str:
+        return "-xzf" if self.gzip else "-xf"
+
+
+def pack_dir(path: Path) -> Archive:
+    """A tar of `path`'s contents (paths relative to it), skipping VCS, caches and results;
+    gzipped only when over GZIP_OVER: below that, gzip costs each host one more process and
+    saves nothing a data-centre link would notice."""
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = Path(info.name).parts
         return None if any(p in SKIP_DIRS for p in parts) else info
 
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for child in sorted(path.iterdir()):
             tar.add(child, arcname=child.name, filter=keep)
-    if buf.tell() > MAX_BYTES:
-        raise DlcfnError(f"workdir {path} packs to {buf.tell() >> 20} MiB; keep data out of it (results/, datasets) or use the shared file system")
-    return buf.getvalue()
-
-
-def unpack_remote(runner: CommandRunner, archive: bytes, remote_dir: str, pre: str = "") -> None:
-    """Create `remote_dir` (a shell word, may use $VARS) and unpack `archive` into it."""
-    cmd = f"{pre}mkdir -p {remote_dir} && tar -xzf - -C {remote_dir}"
-    r = runner.run(cmd, stdin=archive, timeout=300)
-    if not r.ok:
-        raise DlcfnError(f"host {runner.name}: unpacking the workdir into {remote_dir} failed (exit {r.exit_status}): {r.tail(1)}")
+    if buf.tell() <= GZIP_OVER:
+        return Archive(buf.getvalue(), gzip=False)
+    data = gzip.compress(buf.getvalue(), compresslevel=6, mtime=0)
+    if len(data) > MAX_BYTES:
+        raise DlcfnError(f"workdir {path} packs to {len(data) >> 20} MiB; keep data out of it (results/, datasets) or use the shared file system")
+    return Archive(data, gzip=True)
 
 
 def fetch_tree(runner: CommandRunner, remote_dir: str, patterns: list[str], dest: Path) -> list[str]:

@@ -15,9 +15,11 @@ import pytest
 
 from dlcfn.launch.layout import perl_watchdog_source, watchdog_source
 
+# How each is started with (ctl, name, grace): watchdog.pl also takes the work dir, its prepare
+# step and the late variables, and reads a go line first (see JobLayout.rank).
 SUPERVISORS = {
-    "perl": lambda: ["perl", "-e", perl_watchdog_source()],
-    "python": lambda: [sys.executable, "-I", "-S", "-c", watchdog_source()],
+    "perl": lambda ctl, name, grace: ["perl", "-e", perl_watchdog_source(), ctl, name, grace, ctl, "-", "-"],
+    "python": lambda ctl, name, grace: [sys.executable, "-I", "-S", "-c", watchdog_source(), ctl, name, grace],
 }
 
 
@@ -27,9 +29,12 @@ def supervise(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*argv: str, grace: float = 2.0) -> subprocess.Popen[bytes]:
-        cmd = [*SUPERVISORS[request.param](), str(tmp_path), "rank-0", f"{grace:g}", *argv]
+        cmd = [*SUPERVISORS[request.param](str(tmp_path), "rank-0", f"{grace:g}"), *argv]
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         procs.append(p)
+        if request.param == "perl":
+            p.stdin.write(b"go\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
         return p
 
     yield start
@@ -152,5 +157,96 @@ def test_cannot_run(supervise) -> None:  # type: ignore[no-untyped-def]
 def test_perl_source_ships_without_comments() -> None:
     src = perl_watchdog_source()
     assert not any(line.lstrip().startswith("#") for line in src.splitlines())
-    assert len(src) < 4000  # it travels in every rank command
+    assert len(src) < 6000  # it travels in every rank command
     subprocess.run(["perl", "-c", "-e", src], check=True, capture_output=True)
+
+
+# --- the whole rank command (JobLayout.rank): prepare step, go line, supervisor ----------------
+
+LATE = ["DMLC_PS_ROOT_PORT", "OMP_NUM_THREADS"]
+RANK_ARGV = ["sh", "-c", 'echo "port=$DMLC_PS_ROOT_PORT omp=$OMP_NUM_THREADS pwd=$(pwd)"; cat data.txt']
+
+
+def archive_of(tmp_path: Path, gzip: bool = False) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gzip else "w") as tar:
+        info = tarfile.TarInfo("data.txt")
+        payload = b"shipped\n"
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def no_perl_path(tmp_path: Path) -> str:
+    """A PATH with what the shell fallback needs and no perl: a host image without perl."""
+    import shutil
+
+    bin_dir = tmp_path / "bin-no-perl"
+    bin_dir.mkdir()
+    for tool in ("sh", "mkdir", "head", "tar", "gzip", "nproc", "cat", "ps"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    (bin_dir / "python3").symlink_to(os.path.realpath(sys.executable))  # not a pyenv shim script
+    return str(bin_dir)
+
+
+def start_rank(tmp_path: Path, supervisor: str, step, path: str | None = None) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    from dlcfn.launch.layout import JobLayout
+
+    cmd = JobLayout("job-1").rank(sys.executable, "worker-0", RANK_ARGV, 1.0, LATE, supervisor, step)
+    env = {**os.environ, "DLCFN_NODE_ROOT": str(tmp_path / "node")}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.mark.parametrize("supervisor,gzip", [("perl", False), ("perl", True), ("python", False), ("auto", True), ("no-perl", False)])
+def test_first_rank_prepares_then_waits_for_go(tmp_path: Path, supervisor: str, gzip: bool, no_perl_path: str) -> None:
+    from dlcfn.launch.layout import PREPARED_MARK, PrepareStep, parse_prepared
+
+    data = archive_of(tmp_path, gzip)
+    step = PrepareStep(len(data), gzip, probe_port=True, python=sys.executable)
+    p = start_rank(tmp_path, "auto" if supervisor == "no-perl" else supervisor, step, no_perl_path if supervisor == "no-perl" else None)
+    assert p.stdin is not None and p.stderr is not None
+    p.stdin.write(data)
+    p.stdin.flush()
+    mark = p.stderr.readline().decode()
+    assert mark.startswith(PREPARED_MARK + " "), mark
+    prepared = parse_prepared(mark[len(PREPARED_MARK):], probe_port=True)
+    assert prepared is not None and prepared.port
+    assert prepared.cpus == len(os.sched_getaffinity(0))
+    assert prepared.supervisor == ("python" if supervisor in ("python", "no-perl") else "perl")
+    job = tmp_path / "node" / ".dlcfn" / "jobs" / "job-1"
+    assert (job / "work" / "data.txt").read_text() == "shipped\n" and (job / "ctl").is_dir()
+    p.stdin.write(b"4567 3\n")  # the go line: the LATE values
+    p.stdin.flush()
+    assert p.wait(timeout=20) == 0, p.stderr.read()
+    out = p.stdout.read().decode()  # type: ignore[union-attr]
+    assert out == f"port=4567 omp=3 pwd={job / 'work'}\nshipped\n"
+
+
+@pytest.mark.parametrize("supervisor", ["perl", "python"])
+def test_eof_before_go_starts_nothing(tmp_path: Path, supervisor: str) -> None:
+    from dlcfn.launch.layout import PrepareStep
+
+    p = start_rank(tmp_path, supervisor, PrepareStep(0, False, probe_port=False, python=sys.executable))
+    p.stdin.close()  # type: ignore[union-attr]  # the job was stopped while this host was starting
+    assert p.wait(timeout=20) == 97
+    assert p.stdout.read() == b""  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("supervisor", ["perl", "python"])
+def test_prepare_failure_exits_98(tmp_path: Path, supervisor: str) -> None:
+    from dlcfn.launch.layout import PREPARE_FAILED, PrepareStep
+
+    (tmp_path / "node" / ".dlcfn").mkdir(parents=True)
+    (tmp_path / "node" / ".dlcfn" / "jobs").write_text("a file where the jobs directory goes")
+    p = start_rank(tmp_path, supervisor, PrepareStep(0, False, probe_port=False, python=sys.executable))
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == PREPARE_FAILED
+    assert b"Not a directory" in err

@@ -14,7 +14,7 @@ from dlcfn.errors import UserInputError
 from dlcfn.remote.fanout import close_all, connect_all, for_each
 from dlcfn.remote.hosts import SshTarget, check_known_hosts, parse_hosts_file
 from dlcfn.remote.ssh import EarlySockets, HostUnreachable
-from dlcfn.remote.transfer import fetch_tree, pack_dir, unpack_remote
+from dlcfn.remote.transfer import fetch_tree, pack_dir
 
 
 def targets_of(pool) -> list[SshTarget]:  # type: ignore[no-untyped-def]
@@ -143,11 +143,17 @@ def test_ship_and_collect(ssh_pool_factory, tmp_path: Path) -> None:  # type: ig
     (src / "__pycache__").mkdir()
     (src / "__pycache__" / "x.pyc").write_bytes(b"junk")
     archive = pack_dir(src)
-    names = tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()
+    assert not archive.gzip  # small: a plain tar
+    names = tarfile.open(fileobj=io.BytesIO(archive.data), mode="r:").getnames()
     assert "pkg/a.py" in names and not any("__pycache__" in n for n in names)
+    (src / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB: over GZIP_OVER
+    big = pack_dir(src)
+    assert big.gzip and len(big.data) < 100_000
+    assert "big.bin" in tarfile.open(fileobj=io.BytesIO(big.data), mode="r:gz").getnames()
     runners = connect_all(targets_of(pool))
     try:
-        for_each(runners, lambda r: unpack_remote(r, archive, '"$DLCFN_NODE_ROOT/w"'))
+        for_each(runners, lambda r: r.run(f'mkdir -p "$DLCFN_NODE_ROOT/w" && tar {archive.tar_flags} - -C "$DLCFN_NODE_ROOT/w"',
+                                          stdin=archive.data))
         for_each(runners, lambda r: r.run('cd "$DLCFN_NODE_ROOT/w" && mkdir out && echo $DLCFN_NODE_ROOT > out/r.txt'))
         got = fetch_tree(runners[1], '"$DLCFN_NODE_ROOT/w"', ["out/*.txt", "nothing/*"], tmp_path / "back")
         assert got == ["out/r.txt"]
