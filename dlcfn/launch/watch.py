@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from pathlib import Path
 
 from dlcfn.launch import layout
@@ -81,43 +82,46 @@ def watch(rank: RankHandle, events: "queue.Queue[Event]") -> threading.Thread:
 
 
 def _read_rank(rank: RankHandle, events: "queue.Queue[Event]") -> None:
-    err = threading.Thread(target=_read_stderr, args=(rank, events), daemon=True)
-    err.start()
+    """One thread per rank: both streams (stdout: the rank's output; stderr: the supervisor's
+    reports and the remote shell's own complaints), then the exit status."""
+    pending_out = pending_err = b""
     with open(rank.log_path, "ab") as log:
-        pending = b""
-        while chunk := rank.remote.read_stdout():
-            log.write(chunk)
-            log.flush()
-            pending = _post_lines(rank, events, pending + chunk)
-        if pending:
-            _post_lines(rank, events, pending + b"\n")
+        while (chunk := rank.remote.read()) is not None:
+            out, err = chunk
+            if out:
+                log.write(out)
+                log.flush()
+                pending_out = _post_lines(rank, events, pending_out + out)
+            if err:
+                pending_err = _stderr_lines(rank, events, log, pending_err + err)
+        if pending_out:
+            _post_lines(rank, events, pending_out + b"\n")
+        if pending_err:
+            _stderr_lines(rank, events, log, pending_err + b"\n")
     status = rank.remote.wait()
-    err.join(timeout=2)
     rank.ended_at = time.time()
     rank.status = status
     rank.settled.set()
     events.put(Event(EventKind.EXIT, rank))
 
 
-def _read_stderr(rank: RankHandle, events: "queue.Queue[Event]") -> None:
-    """The watchdog's reports (pgid, signal); anything else here is the remote shell's own
-    complaint (python not found, cd failed): treat it as output."""
-    pending = b""
-    while chunk := rank.remote.read_stderr():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.startswith(PGID_MARK):
-                rank.pgid = int(line[len(PGID_MARK):])
-            elif line.startswith(SIGNAL_MARK):
-                rank.signal = int(line[len(SIGNAL_MARK):])
-            elif line.startswith(PREPARED_MARK) and rank.prepared is None:
-                rank.prepared = line[len(PREPARED_MARK):].decode(errors="replace")
-                rank.settled.set()
-            else:
-                with open(rank.log_path, "ab") as log:
-                    log.write(line + b"\n")
-                _post_lines(rank, events, line + b"\n")
+def _stderr_lines(rank: RankHandle, events: "queue.Queue[Event]", log: BinaryIO, data: bytes) -> bytes:
+    """The supervisor's reports (pgid, signal, prepared); any other line is the remote shell's
+    own complaint (python not found, cd failed): treat it as output. Returns the unfinished line."""
+    *lines, rest = data.split(b"\n")
+    for line in lines:
+        if line.startswith(PGID_MARK):
+            rank.pgid = int(line[len(PGID_MARK):])
+        elif line.startswith(SIGNAL_MARK):
+            rank.signal = int(line[len(SIGNAL_MARK):])
+        elif line.startswith(PREPARED_MARK) and rank.prepared is None:
+            rank.prepared = line[len(PREPARED_MARK):].decode(errors="replace")
+            rank.settled.set()
+        else:
+            log.write(line + b"\n")
+            log.flush()
+            _post_lines(rank, events, line + b"\n")
+    return rest
 
 
 def _post_lines(rank: RankHandle, events: "queue.Queue[Event]", data: bytes) -> bytes:

@@ -34,8 +34,7 @@ class RemoteProcess(Protocol):
     """A started command: read its output until EOF, then its exit status."""
 
     def send(self, data: bytes) -> None: ...  # to the command's stdin
-    def read_stdout(self) -> bytes: ...  # b"" at EOF
-    def read_stderr(self) -> bytes: ...  # b"" at EOF
+    def read(self) -> tuple[bytes, bytes] | None: ...  # (stdout, stderr) chunks, None at EOF of both
     def wait(self) -> int: ...  # exit status, -1 when the connection was lost
     def close(self) -> None: ...  # closing the channel is the remote watchdog's stop signal
 

@@ -353,6 +353,23 @@ class SshProcess:
         except (OSError, EOFError):
             return b""
 
+    def read(self) -> tuple[bytes, bytes] | None:
+        """The next output from either stream, (stdout, stderr) with one or both non-empty;
+        None once both are at EOF. One reader serves both streams: it sleeps in select() on the
+        channel's event pipe, which paramiko signals for data on either and for EOF."""
+        chan = self.chan
+        try:
+            while True:
+                out = chan.recv(65536) if chan.recv_ready() else b""
+                err = chan.recv_stderr(65536) if chan.recv_stderr_ready() else b""
+                if out or err:
+                    return out, err
+                if chan.eof_received or chan.closed:
+                    return None
+                select.select([chan], [], [])
+        except (OSError, EOFError, ValueError):
+            return None
+
     def wait(self) -> int:
         """Exit status; -1 when the channel closed without one (the host or link went away)."""
         return self.chan.recv_exit_status()
