@@ -87,6 +87,12 @@ class JobLayout:
             return python_path
         return f"if command -v perl >/dev/null; then {perl}; fi; {python_path}"
 
+    def remove(self, shared_too: bool) -> str:
+        """Remove this host's job dir once the job is over and its results are home (and, on one
+        host, the shared-file-system copy of the workdir): a job leaves nothing on the nodes."""
+        shared = f" {shlex.quote(f'{self.shared_dir}/.dlcfn/jobs/{self.job_id}')}" if shared_too and self.shared_dir else ""
+        return f"rm -rf {self.job_root}{shared}"
+
     def kill(self, grace: float) -> str:
         """TERM every live rank's process group on this host, KILL what is left after `grace`,
         and wait until nothing is left. Exit 0 when every group is gone."""

@@ -111,6 +111,7 @@ class JobRun:
             with _sigint_ignored():  # a second Ctrl-C must not cut the cleanup short
                 stop_notes = self._stop()
             collected = self._collect()
+            stop_notes += self._remove_job_dirs()
             close_all(self.runners)
             self._finish(record, failure, collected, stop_notes)
         if failure is not None:
@@ -283,6 +284,26 @@ class JobRun:
             time.sleep(0.01)
         if live:
             self.timings["stop"] = time.monotonic() - t0
+        return notes
+
+    def _remove_job_dirs(self) -> list[str]:
+        """After collect: every reachable host's job dir goes (the shared workdir once)."""
+        notes: list[str] = []
+        silent = self._silent_hosts()
+
+        def one(i: int) -> None:
+            runner = self.runners[i]
+            if runner in silent or not _connected(runner):
+                notes.append(f"host {runner.name}: job dir left in place (host not answering)")
+                return
+            try:
+                r = runner.run(self.layout.remove(shared_too=(i == 0)), timeout=60)
+                if not r.ok:
+                    notes.append(f"host {runner.name}: removing the job dir failed (exit {r.exit_status}): {r.tail(1)}")
+            except DlcfnError as e:
+                notes.append(f"host {runner.name}: job dir left in place ({e.message})")
+
+        for_each(list(range(len(self.runners))), one)
         return notes
 
     def _live_hosts(self) -> list[int]:

@@ -36,8 +36,9 @@ def test_cluster_through_jump_host(ssh_pool_factory, write_job, run_submit_clust
     assert targets["worker-1"]["jump"]["name"] == "master" and targets["master"]["jump"] is None
     assert sorted(p.name for p in (in_tmp_cwd / "results" / "cl1").glob("*/out/*.txt")) == [
         "scheduler-0.txt", "server-0.txt", "worker-0.txt", "worker-1.txt"]
-    # each node has its own job dir: the workdir was shipped to every host
-    assert all((h.root / ".dlcfn" / "jobs" / "cl1" / "work" / "train.py").exists() for h in pool.hosts)
+    # each node had the workdir (its ranks ran the shipped train.py there) and its job dir is gone
+    assert not any((h.root / ".dlcfn" / "jobs" / "cl1").exists() for h in pool.hosts)
+    assert all((h.root / ".dlcfn" / "jobs").is_dir() for h in pool.hosts)
     assert not job_pids("cl1")
 
 
@@ -47,9 +48,13 @@ def test_shared_dir_ships_once_and_collects_once(ssh_pool_factory, write_job, ru
     shared = tmp_path / "efs"
     shared.mkdir()
     write_state(pool, dlcfn_home, shared_dir=str(shared))
-    out = run_submit_cluster(write_job(num_workers=2, num_servers=1, timeout=60, results=["out/*.txt"]), "c1", "--job-id", "sh1")
+    # setup runs in the workdir on every host: the shared copy, with no copy in the host's own dir
+    probe = '[ -e "$DLCFN_NODE_ROOT/.dlcfn/jobs/sh1/work/train.py" ] && echo LOCAL-COPY || echo "NO-LOCAL-COPY $(ls train.py)"'
+    out = run_submit_cluster(write_job(num_workers=2, num_servers=1, timeout=60, results=["out/*.txt"], setup=[probe]),
+                             "c1", "--job-id", "sh1")
     assert out.returncode == 0, out.stderr
-    assert (shared / ".dlcfn" / "jobs" / "sh1" / "work" / "train.py").exists()
-    assert not any((h.root / ".dlcfn" / "jobs" / "sh1" / "work").exists() for h in pool.hosts)
+    assert out.stdout.count("NO-LOCAL-COPY train.py") == 2 and "] LOCAL-COPY" not in out.stdout, out.stdout
+    assert not (shared / ".dlcfn" / "jobs" / "sh1").exists()  # removed once the results were home
+    assert not any((h.root / ".dlcfn" / "jobs" / "sh1").exists() for h in pool.hosts)
     got = sorted(p.relative_to(in_tmp_cwd / "results" / "sh1").as_posix() for p in (in_tmp_cwd / "results" / "sh1").rglob("*.txt"))
     assert got == [f"shared/out/{n}.txt" for n in ("scheduler-0", "server-0", "worker-0", "worker-1")]

@@ -63,6 +63,7 @@ def test_worker_exits_3(ssh_pool_factory, write_job, run_submit, job_pids, in_tm
     assert "  | step 11 loss 0.083" in out.stderr  # the last log lines come with the message
     assert "step 1 loss" not in out.stderr.split("dlcfn: error:")[1]  # ... only the last 10
     assert not job_pids("exit3")
+    assert not any((h.root / ".dlcfn" / "jobs" / "exit3").exists() for h in pool.hosts)  # failed jobs clean up too
     record = json.loads((in_tmp_cwd / "results" / "exit3" / "job.json").read_text())
     assert record["state"] == "failed"
     assert {p["name"]: p["exit"] for p in record["processes"]}["worker-1"] == 3
