@@ -86,10 +86,8 @@ class LocalHosts:
             host.process = None  # it outlives this process; stopped by pid later
 
     def remove(self, instance_ids: list[str]) -> None:
-        for instance_id in instance_ids:
-            record = self.hosts.pop(instance_id, None)
-            if record is not None:
-                stop_host(record)
+        records = [r for r in (self.hosts.pop(i, None) for i in instance_ids) if r is not None]
+        stop_hosts(records)
         if self.base_dir.exists():  # not when the cluster's directory is already gone (delete)
             self.save()
         pool = self.pool()
@@ -103,12 +101,15 @@ class LocalHosts:
         return [r.pid for r in self.hosts.values() if _is_host_sshd(r)]
 
 
-def stop_host(record: HostRecord) -> None:
-    """Stop the host's sshd (when the pid is still its sshd) and every process started through it."""
-    if _is_host_sshd(record):
-        terminate(record.pid, STOP_GRACE_S)
-    for pid in processes_with_env("DLCFN_NODE_ROOT", record.root):
-        send(pid, signal.SIGKILL)
+def stop_hosts(records: list[HostRecord]) -> None:
+    """Stop the hosts' sshd (when the pid is still that host's sshd) and every process started
+    through them (one pass over /proc for all of them)."""
+    for record in records:
+        if _is_host_sshd(record):
+            terminate(record.pid, STOP_GRACE_S)
+    if records:
+        for pid in processes_with_env("DLCFN_NODE_ROOT", [r.root for r in records]):
+            send(pid, signal.SIGKILL)
 
 
 def _is_host_sshd(record: HostRecord) -> bool:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +119,7 @@ class SshHostPool:
         return host
 
     def remove_host(self, host: LocalSshHost) -> None:
-        self._stop_host(host)
+        self._stop_hosts([host])
         self.hosts.remove(host)
         self.write_client_files()
 
@@ -150,8 +151,7 @@ class SshHostPool:
 
     def stop(self) -> None:
         """Stop every host and every process started through them (found by DLCFN_NODE_ROOT)."""
-        for host in list(self.hosts):
-            self._stop_host(host)
+        self._stop_hosts(list(self.hosts))
 
     def __enter__(self) -> "SshHostPool":
         return self
@@ -187,15 +187,17 @@ class SshHostPool:
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
 
-    def _stop_host(self, host: LocalSshHost) -> None:
-        if host.process is not None and host.process.poll() is None:
-            send(host.process.pid, signal.SIGTERM)
+    def _stop_hosts(self, hosts: list[LocalSshHost]) -> None:
+        running = [h.process for h in hosts if h.process is not None and h.process.poll() is None]
+        for process in running:
+            send(process.pid, signal.SIGTERM)
+        for process in running:
             try:
-                host.process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                send(host.process.pid, signal.SIGKILL)
-                host.process.wait(timeout=5)
-        for pid in processes_with_env("DLCFN_NODE_ROOT", str(host.root)):
+                send(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        for pid in processes_with_env("DLCFN_NODE_ROOT", [str(h.root) for h in hosts]):
             send(pid, signal.SIGKILL)
 
     def write_client_files(self, hosts: list[LocalSshHost] | None = None) -> None:
@@ -238,10 +240,12 @@ LogLevel INFO
 """
 
 
-def processes_with_env(key: str, value: str | None = None) -> list[int]:
-    """Pids whose environment holds `key` (= `value` when given): how processes started through
-    a host or belonging to a job are found, whatever their parent or session is now."""
-    needle = f"{key}={value}".encode() if value is not None else f"{key}=".encode()
+def processes_with_env(key: str, value: str | Iterable[str] | None = None) -> list[int]:
+    """Pids whose environment holds `key` (= `value`, or any of the values, when given): how
+    processes started through a host or belonging to a job are found, whatever their parent or
+    session is now. One pass over /proc, however many values."""
+    prefix = f"{key}=".encode()
+    wanted = None if value is None else {prefix + v.encode() for v in ([value] if isinstance(value, str) else value)}
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -250,7 +254,7 @@ def processes_with_env(key: str, value: str | None = None) -> list[int]:
             env = Path(entry.path, "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(item == needle or (value is None and item.startswith(needle)) for item in env):
+        if any(item.startswith(prefix) and (wanted is None or item in wanted) for item in env):
             found.append(int(entry.name))
     return found
 
