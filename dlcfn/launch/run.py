@@ -37,7 +37,7 @@ from dlcfn.launch.layout import JobLayout, PrepareStep, parse_prepared
 from dlcfn.launch.plan import HostSlot, Plan, Process, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
-from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, for_each
+from dlcfn.remote.fanout import MAX_THREADS, close_all, connect_all, connected, for_each, start_liveness_all
 from dlcfn.remote.ssh import EarlySockets, SshRunner
 from dlcfn.remote.transfer import Archive, pack_dir
 from dlcfn.spec.job import JobSpec
@@ -93,8 +93,7 @@ class JobRun:
         with self._phase("connect"):
             used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
             self.runners = connect_all(used, self.early)  # a UserInputError here: nothing was started or shipped
-        for runner in self.runners:
-            runner.start_liveness()
+        start_liveness_all(self.runners)
         (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)
         record = self.record = self._new_record()
         failure: Failure | None = None
@@ -293,7 +292,7 @@ class JobRun:
 
         def one(i: int) -> None:
             runner = self.runners[i]
-            if runner in silent or not _connected(runner):
+            if runner in silent or not connected(runner):
                 notes.append(f"host {runner.name}: job dir left in place (host not answering)")
                 return
             try:
@@ -321,7 +320,7 @@ class JobRun:
     def _collect(self) -> Collected:
         with self._phase("collect"):
             silent = self._silent_hosts()
-            live = [r for r in self.runners if _connected(r) and r not in silent]
+            live = [r for r in self.runners if connected(r) and r not in silent]
             return collect(live, self.layout, self.spec.results, self.results_dir)
 
     # --- records --------------------------------------------------------------------------------
@@ -403,14 +402,6 @@ def _line_printer(echo: Echo, prefix: str) -> Callable[[bytes], None]:
             echo(prefix + line.decode(errors="replace"))
 
     return feed
-
-
-def _connected(runner: SshRunner) -> bool:
-    try:
-        runner.transport()
-        return True
-    except DlcfnError:
-        return False
 
 
 def _rel(path: Path) -> str:

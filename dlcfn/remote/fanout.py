@@ -4,12 +4,13 @@ run a command per host in parallel, and report every host that failed, not just 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from dlcfn.errors import DlcfnError
 from dlcfn.remote.hosts import SshTarget
-from dlcfn.remote.ssh import EarlySockets, SshRunner, load_key
+from dlcfn.remote.ssh import LIVENESS_INTERVAL, EarlySockets, SshRunner, load_key
 
 T = TypeVar("T")
 MAX_THREADS = 64  # handshakes are mostly waiting on the network and the peers' CPU
@@ -68,6 +69,31 @@ def for_each(items: Sequence[T], fn: Callable[[T], object]) -> list[object]:
         err = type(first)(first.message, detail="\n".join(e.message for e in errors[1:]))
         raise err from first
     return results
+
+
+def start_liveness_all(runners: Sequence[SshRunner]) -> None:
+    """Watch every host's liveness (SshRunner.start_liveness) from now on. Silence counts from
+    now; the per-host ping threads are started by one timer thread after the first interval, not
+    here: a job's start, when every host has just connected and proved itself alive, is the
+    worst moment for dozens of thread starts and pings, and a short job never needs them."""
+    for r in runners:
+        r.watch_liveness()
+
+    def later() -> None:
+        for r in runners:
+            if connected(r):
+                r.start_liveness()
+
+    threading.Timer(LIVENESS_INTERVAL, later).start()
+
+
+def connected(runner: SshRunner) -> bool:
+    """The runner's connection is up (it is not reopened when it is not)."""
+    try:
+        runner.transport()
+        return True
+    except DlcfnError:
+        return False
 
 
 def close_all(runners: Sequence[SshRunner]) -> None:

@@ -148,6 +148,7 @@ class SshRunner:
     _conns: list[_Conn] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_answer: float | None = None  # monotonic time of the last ping reply
+    _closed: bool = False  # close() was called: never connect again
 
     @property
     def name(self) -> str:
@@ -163,6 +164,8 @@ class SshRunner:
         import paramiko
 
         t = self.target
+        if self._closed:
+            raise HostUnreachable(f"host {t.name}: connection closed")
         try:
             if self.jump is not None:
                 # The private host is reached through the first host: a direct-tcpip channel on its
@@ -224,7 +227,8 @@ class SshRunner:
     def start_liveness(self) -> None:
         """Ping the host every second with an SSH global request that wants a reply, so that a
         host that stops answering is noticed (silent_for) even while TCP looks healthy: a frozen
-        machine whose kernel still ACKs, a stuck sshd. paramiko's own keepalive wants no reply."""
+        machine whose kernel still ACKs, a stuck sshd. paramiko's own keepalive wants no reply.
+        The ping thread starts after the first interval (see start_liveness_all)."""
         self._last_answer = time.monotonic()
         threading.Thread(target=self._liveness_loop, name=f"liveness-{self.name}", daemon=True).start()
 
@@ -232,8 +236,7 @@ class SshRunner:
         import paramiko
 
         while True:
-            # Sleep first: the handshake just proved the host alive, and a job's start (when every
-            # host has just connected) is the worst moment for a burst of pings on every host.
+            # The handshake just proved the host alive; a ping comes one interval after the last answer.
             time.sleep(LIVENESS_INTERVAL)
             try:
                 transport = self.transport()
@@ -244,6 +247,10 @@ class SshRunner:
             if not transport.is_active():
                 return
             self._last_answer = time.monotonic()
+
+    def watch_liveness(self) -> None:
+        """Count silence from now on; the pings themselves start later (start_liveness)."""
+        self._last_answer = time.monotonic()
 
     def silent_for(self) -> float:
         """Seconds since the host last answered a ping (0 when liveness is not being watched)."""
@@ -321,7 +328,10 @@ class SshRunner:
         return r.stdout
 
     def close(self) -> None:
+        """Close every connection; the runner is done: nothing reconnects it (a late liveness
+        ping or a straggling thread gets HostUnreachable instead)."""
         with self._lock:
+            self._closed = True
             conns, self._conns = self._conns, []
         for c in conns:
             c.client.close()

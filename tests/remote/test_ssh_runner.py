@@ -120,6 +120,17 @@ def test_early_sockets_skip_names_and_jumped_hosts() -> None:
     early.close()
 
 
+def test_a_closed_runner_never_reconnects(ssh_pool_factory) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(1)
+    [runner] = connect_all(targets_of(pool))
+    runner.close()
+    with pytest.raises(HostUnreachable, match="connection closed"):
+        runner.transport()  # a late liveness ping lands here: no new connection behind the job's back
+    with pytest.raises(HostUnreachable):
+        runner.run("true")
+    assert runner._conns == []
+
+
 def test_killed_sshd_ends_the_running_command(ssh_pool_factory) -> None:  # type: ignore[no-untyped-def]
     pool = ssh_pool_factory(1)
     [runner] = connect_all(targets_of(pool))
