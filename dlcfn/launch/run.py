@@ -138,7 +138,10 @@ class JobRun:
 
         def host(i: int) -> None:
             try:
-                cpus, supervisor = self._prepare_host(i, archive)
+                prepared = self._prepare_host(i, archive, abort)
+                if prepared is None:
+                    return
+                cpus, supervisor = prepared
                 if i == 0:
                     host0_ready.set()
                 elif self.layout.shared_dir:  # host 0 unpacks the shared workdir: setup runs in it
@@ -176,22 +179,26 @@ class JobRun:
                 return False
         return not abort.is_set()
 
-    def _prepare_host(self, i: int, archive: Archive) -> tuple[int, str]:
+    def _prepare_host(self, i: int, archive: Archive, abort: threading.Event) -> tuple[int, str] | None:
         """Open host i's first rank with JobLayout.prepare in front (the workdir streamed on its
         stdin, unpacked once on a shared file system) and wait for its report: (CPU count,
-        supervisor); on host 0 also the scheduler's port."""
+        supervisor); on host 0 also the scheduler's port. None when the bring-up was aborted."""
         unpack = not self.layout.shared_dir or i == 0
         step = PrepareStep(len(archive.data) if unpack else 0, archive.gzip, probe_port=(i == 0), python=self.spec.python)
         first = self._open_rank(i, self.plan.on_host(i)[0], "auto", step)
         if unpack:
             first.remote.send(archive.data)
-        if not first.settled.wait(PREPARE_TIMEOUT):
-            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir took over {PREPARE_TIMEOUT} s")
+        deadline = time.monotonic() + PREPARE_TIMEOUT
+        while not first.settled.wait(0.05):  # the report, or the session's end
+            if abort.is_set():
+                return None
+            if time.monotonic() > deadline:
+                raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir took over {PREPARE_TIMEOUT:.0f} s")
         prepared = parse_prepared(first.prepared or "", probe_port=(i == 0))
-        if prepared is None:
-            first.remote.wait()  # the session ended: its output and exit status say why
-            detail = "\n".join(first.tail)
-            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed (exit {first.status})", detail=detail)
+        if prepared is None:  # the session ended (its output and exit status say why) or reported nonsense
+            detail = "\n".join([*first.tail, *([f"report: {first.prepared}"] if first.prepared is not None else [])])
+            why = f"exit {first.status}" if first.status is not None else "unreadable report"
+            raise DlcfnError(f"host {self.runners[i].name}: preparing the job dir failed ({why})", detail=detail)
         if i == 0 and self.spec.kvstore.distributed:
             self.plan.root_port = prepared.port or 0
         return prepared.cpus, prepared.supervisor
