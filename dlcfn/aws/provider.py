@@ -118,31 +118,39 @@ class AwsProvider:
         if stack["StackStatus"] not in stk.USABLE:
             raise DlcfnError(f"cluster {name!r} is {stack['StackStatus']}, it cannot be updated now", hint=f"see `dlcfn status {name}`")
         current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        moto_values = self._moto_sent_parameters(name)
+        if moto_values is not None:  # what was last sent is the truth under moto (see _moto_sent_parameters)
+            current.update(moto_values)
         changes = self.update_parameters(current, request.options)
         with aws_errors(f"read the template of {name!r}"):
             body = self.stacks.cfn.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]
         body = body if isinstance(body, str) else json.dumps(body)  # boto3 parses JSON bodies into dicts
         parameters: dict[str, str | None] = {k: None for k in current}  # None: keep the previous value
-        moto_values = self._moto_sent_parameters(name)
         if moto_values is not None:
             parameters = dict(moto_values)
         parameters.update(changes)
         policy = self._policy(request.timeout_s)
-        summary = stacks.plan_update(name, body, parameters, policy)
+        sent = {k: v for k, v in parameters.items() if v is not None}  # the moto path sends every value
+        if moto_values is not None:  # moto: no change set (see Stacks.plan_parameter_update), so no resource list
+            summary = stacks.plan_parameter_update(name, sent, current)
+        else:
+            summary = stacks.plan_update(name, body, parameters, policy)
         for line in [f"change set for {name}:", *summary.lines()]:
             progress.note(line)
         confirmed = False
         try:
             confirmed = request.confirm is None or bool(request.confirm(summary.lines()))
         finally:  # also on Ctrl-C / EOF at the prompt: no change set is left behind
-            if not confirmed:
+            if not confirmed and summary.change_set_id:
                 stacks.discard_change_set(summary.change_set_id)
         if not confirmed:
             raise DlcfnError(f"update of {name!r} cancelled; nothing changed")
         tail = stacks.tail(stack["StackId"], fresh=False)
-        stacks.execute(summary)
-        if moto_values is not None:  # what the stack now holds is what the next update resends
-            self._record_parameters(name, {k: v for k, v in parameters.items() if v is not None})
+        if moto_values is not None:
+            stacks.update(name, body, sent)
+            self._record_parameters(name, sent)  # what the stack now holds is what the next update resends
+        else:
+            stacks.execute(summary)
         stacks.wait(name, stack["StackId"], stk.Operation.UPDATE, tail, policy, _reporter(progress))
         return self._ready(name, self._access(name, ""), policy, progress)
 
