@@ -47,22 +47,22 @@ def submit(job_file: Path, cluster: str | None, hosts_file: Path | None, ssh_key
         raise UserInputError("say where to run: --cluster NAME or --hosts FILE (with --ssh-key and --known-hosts)")
     if cluster is not None and (ssh_key or known_hosts):
         raise UserInputError("--ssh-key/--known-hosts go with --hosts; a cluster's keys come from its inventory")
+    store = _store()
+    job_id = _job_id(job_id, spec.name, store)
     early = not dry_run  # a dry run touches no host
     targets = (targets_mod.from_cluster(cluster, early) if cluster
                else targets_mod.from_hosts_file(hosts_file, ssh_key, known_hosts, early))  # type: ignore[arg-type]
     try:
-        _submit(spec, targets, dry_run, job_id)
+        _submit(spec, targets, dry_run, job_id, store)
     finally:
         targets.close()  # the early TCP connections nobody took (dry run, bad input, unused hosts)
 
 
-def _submit(spec, targets, dry_run: bool, job_id: str | None) -> None:  # type: ignore[no-untyped-def]
+def _submit(spec, targets, dry_run: bool, job_id: str, store) -> None:  # type: ignore[no-untyped-def]
     from dlcfn.launch import targets as targets_mod
     from dlcfn.launch.plan import make_plan
     from dlcfn.launch.run import JobRun, SubmitOptions
 
-    store = _store()
-    job_id = _job_id(job_id, spec.name, store)
     plan = make_plan(spec, targets.hosts, job_id)
     workers = {}
     for p in plan.processes:
