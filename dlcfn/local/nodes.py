@@ -70,6 +70,9 @@ def boot(session: Any, state: ClusterState, hosts: LocalHosts, target: BootTarge
     from dlcfn.node.bootstrap import MASTER as B_MASTER, WORKER as B_WORKER
 
     physical = _physical_ids(session, state.stack_name)
+    # A re-boot (update-stack) must not read an earlier boot's membership: empty both queues.
+    for queue in (names.MASTER_QUEUE, names.WORKER_QUEUE):
+        _drain_queue(session.client("sqs"), physical[queue])
     configs = {role: _node_config(session, physical[lt]) for role, lt in ((B_MASTER, names.MASTER_LAUNCH_TEMPLATE), (B_WORKER, names.WORKER_LAUNCH_TEMPLATE))}
     lambda_env = session.client("lambda").get_function_configuration(FunctionName=physical[names.ASG_MONITOR_FUNCTION]).get("Environment", {}).get("Variables", {})
     with events.SignalReceiver() as receiver, _aws_env(target, {**{k: str(v) for k, v in lambda_env.items()}, "WAIT_HANDLE_URL": receiver.url}):
@@ -135,6 +138,12 @@ def _link_shared(shared: Path) -> Any:
         mount_point.symlink_to(shared, target_is_directory=True)
 
     return mount
+
+
+def _drain_queue(sqs: Any, url: str) -> None:
+    """Receive and delete until empty (PurgeQueue is allowed once a minute per queue)."""
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
 
 
 def _physical_ids(session: Any, stack: str) -> dict[str, str]:

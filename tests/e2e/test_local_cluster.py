@@ -1,6 +1,6 @@
 """End to end on the embedded local cluster, through the real CLI as subprocesses:
 create-stack --local (2 workers) -> submit a dist_sync job -> update-stack to 3 workers -> submit
-with 3 workers -> delete-stack, then nothing of the cluster is left running or on disk."""
+with 3 workers -> resize to 1 and back to 2 -> delete-stack, then nothing of the cluster is left running or on disk."""
 
 from __future__ import annotations
 
@@ -123,8 +123,16 @@ def test_local_cluster_lifecycle(home: Path, tmp_path: Path) -> None:
     assert _master_cluster_file(home)[-1] == "dlcfn-worker-3 slots=1"
     _submit_and_check(home, cwd, 3, "e2e-3")
 
+    # resized again, both ways: each boot reads only its own membership
+    _dlcfn(home, cwd, "update-stack", NAME, "--local", "--workers", "1", "--yes")
+    assert len(_state(home)["nodes"]) == 2
+    assert len(_master_cluster_file(home)) == 2
+    _dlcfn(home, cwd, "update-stack", NAME, "--local", "--workers", "2", "--yes")
+    assert len(_state(home)["nodes"]) == 3
+    assert len(_master_cluster_file(home)) == 3
+
     status = _dlcfn(home, cwd, "status", NAME, "--json")  # the record says local: no --local needed
-    assert len(json.loads(status.stdout)["nodes"]) == 4
+    assert len(json.loads(status.stdout)["nodes"]) == 3
 
     out = _dlcfn(home, cwd, "delete-stack", NAME, "--yes")
     assert f"cluster {NAME} deleted" in out.stdout
