@@ -172,3 +172,14 @@ def test_ship_and_collect(ssh_pool_factory, tmp_path: Path) -> None:  # type: ig
         assert (pool.hosts[0].root / "w" / "pkg" / "a.py").read_text() == "A = 1\n"
     finally:
         close_all(runners)
+
+
+def test_connections_use_aes_gcm(ssh_pool_factory) -> None:  # type: ignore[no-untyped-def]
+    pool = ssh_pool_factory(1)
+    [runner] = connect_all(targets_of(pool))
+    try:
+        transport = runner.transport()
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+        assert runner.run("echo fine").stdout == b"fine\n"
+    finally:
+        runner.close()
