@@ -44,6 +44,13 @@ def supervise(request, tmp_path: Path):  # type: ignore[no-untyped-def]
             p.wait()
 
 
+def rest_of(p: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """What is left on stdout and stderr once p has exited. Not communicate(): it reads the raw
+    pipes and would miss what pgid_of's readline() already pulled into the file's buffer."""
+    assert p.stdout is not None and p.stderr is not None
+    return p.stdout.read(), p.stderr.read()
+
+
 def pgid_of(p: subprocess.Popen[bytes]) -> int:
     assert p.stderr is not None
     line = p.stderr.readline()
@@ -79,7 +86,7 @@ def test_exit_code_and_output_pass_through(supervise, tmp_path: Path) -> None:  
     p = supervise("sh", "-c", "echo out; echo err >&2; exit 3")
     pgid_of(p)
     assert p.wait(timeout=10) == 3  # stdin still open: the rank ended by itself
-    out, err = p.communicate(timeout=10)
+    out, err = rest_of(p)
     assert out == b"out\nerr\n"  # the rank's stderr goes to stdout; stderr is the supervisor's
     assert b"signal=" not in err
     assert not (tmp_path / "rank-0.pgid").exists()
@@ -99,7 +106,7 @@ def test_signal_reported(supervise) -> None:  # type: ignore[no-untyped-def]
     p = supervise("sh", "-c", "kill -KILL $$")
     pgid_of(p)
     assert p.wait(timeout=10) == 128 + signal.SIGKILL
-    _, err = p.communicate(timeout=10)
+    _, err = rest_of(p)
     assert b"dlcfn-watchdog signal=9" in err
 
 
