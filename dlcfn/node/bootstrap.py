@@ -391,16 +391,27 @@ def discovery_timeout_reason(cfg: Config, missing_groups: list[str], missing_hel
     )
 
 
+HELLO_REPEAT_S = 15.0  # seconds between a waiting worker's hellos
+
+
 def discover_as_worker(node: Node) -> list[Member]:
     """Say hello to the master, then read (never consume) the newest member list naming us."""
     cfg = node.config
     assert node.identity is not None
     me = node.identity
     hello = {"type": "hello", "role": WORKER, "instance_id": me.instance_id, "private_ip": me.private_ip, "gpus": node.gpus}
-    send(node, cfg.master_queue_url, hello, group=me.instance_id)
     deadline = node.deadline(cfg.discovery_timeout_s)
     found: dict | None = None
+    attempt, next_hello = 0, 0.0
     while found is None:
+        # Said again now and then until a member list names us: the master keeps the newest per
+        # instance, and one hello that never reached it (a queue mishap, a master that restarted
+        # and lost what it had read) must not fail the whole cluster. `attempt` keeps FIFO
+        # deduplication from dropping the repeats.
+        if node.seams.clock() >= next_hello:
+            attempt += 1
+            send(node, cfg.master_queue_url, {**hello, "attempt": attempt}, group=me.instance_id)
+            next_hello = node.seams.clock() + HELLO_REPEAT_S
         # Visibility 0: the message stays visible to the other workers at once.
         for body in receive_all(node, cfg.worker_queue_url, 0, deadline):
             ids = [m.get("instance_id") for m in body.get("members", [])]

@@ -196,6 +196,21 @@ def test_worker_without_member_list_fails(harness: Harness) -> None:
     assert signal.body["Status"] == "FAILURE" and signal.body["UniqueId"] == w1
 
 
+def test_waiting_worker_says_hello_again(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hello that never reached the master must not fail the cluster: a waiting worker repeats it."""
+    monkeypatch.setattr(bootstrap, "HELLO_REPEAT_S", 0.5)
+    [w1, _] = harness.cluster.worker_ids()
+    result = harness.run_worker(1, w1, discovery_timeout_s=2)  # nobody answers: it gives up after 2 s
+    assert not result.ok
+    queue = harness.config(bootstrap.MASTER, harness.root("master")).master_queue_url
+    sqs = harness.cluster.client("sqs")
+    hellos = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+        hellos += [json.loads(m["Body"]) for m in messages]
+    attempts = sorted(h["attempt"] for h in hellos if h["type"] == "hello" and h["instance_id"] == w1)
+    assert len(attempts) >= 3 and attempts == list(range(1, len(attempts) + 1))
+
+
 def test_efs_mount_retries_with_backoff_then_fails(harness: Harness) -> None:
     attempts = []
 

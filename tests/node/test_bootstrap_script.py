@@ -85,9 +85,9 @@ def test_processes_form_a_cluster(moto_server: str, receiver: SignalReceiver, pr
         **common, "instance_id": cluster.master_id, "private_ip": cluster.master_ip,
     })
 
-    for proc in [master, *workers]:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
+    outputs = [proc.communicate(timeout=120)[0] for proc in [master, *workers]]
+    everything = "\n".join(f"--- {name}:\n{out}" for name, out in zip(["master", "worker-1", "worker-2"], outputs))
+    assert [p.returncode for p in [master, *workers]] == [0, 0, 0], everything  # every node's log when one failed
     [signal] = receiver.signals
     assert signal.body["Status"] == "SUCCESS" and signal.body["UniqueId"] == cluster.master_id
     hosts = (tmp_path / "worker-2/opt/deeplearning/workers").read_text()
