@@ -89,6 +89,12 @@ def _submit_and_check(home: Path, cwd: Path, workers: int, job_id: str) -> None:
         assert got["num_workers"] == workers
         assert [x for row in got["sum"] for x in row] == [b * factor for b in BASE]
     assert not [p for p in processes_with_env("DLCFN_JOB_ID", job_id) if p != os.getpid()]
+    # the job's history and logs, read back through the CLI
+    listed = [line.split() for line in _dlcfn(home, cwd, "jobs").stdout.splitlines()]
+    assert [row[1] for row in listed if row and row[0] == job_id] == ["succeeded"]
+    logs = _dlcfn(home, cwd, "logs", job_id).stdout.splitlines()
+    pulled = sorted(line.split("]")[0] for line in logs if " pulled " in line)
+    assert pulled == [f"[worker-{r}" for r in range(workers)]  # every worker's line, prefixed with its name
 
 
 def _master_cluster_file(home: Path) -> list[str]:
