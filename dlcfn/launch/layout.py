@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlcfn.launch import watchdog
+from dlcfn.remote.transfer import tar_extract_flags
 
 PREPARED_MARK = "dlcfn-prepared"
 PREPARE_FAILED = 98  # exit status of a first rank session whose prepare step failed
@@ -78,11 +79,11 @@ class JobLayout:
         user = " ".join(q(a) for a in argv)
         prep = f"{prepare.archive_size}:{int(prepare.gzip)}:{int(prepare.probe_port)}" if prepare else "-"
         perl = f"exec perl -e {q(perl_watchdog_source())} {self.ctl} {q(name)} {grace:g} {self.work} {prep} {','.join(late_env) or '-'} {user}"
+        if supervisor == "perl":
+            return perl
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
         python_path = (f"{self.shell_prepare(prepare) if prepare else ''}{wait}W=python3; command -v python3 >/dev/null || W={q(python)}; "
                        f"cd {self.work} && exec \"$W\" -I -S -c {q(watchdog_source())} {self.ctl} {q(name)} {grace:g} {user}")
-        if supervisor == "perl":
-            return perl
         if supervisor == "python":
             return python_path
         return f"if command -v perl >/dev/null; then {perl}; fi; {python_path}"
@@ -122,7 +123,7 @@ class PrepareStep:
 
     @property
     def tar_flags(self) -> str:
-        return "-xzf" if self.gzip else "-xf"
+        return tar_extract_flags(self.gzip)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Prepared:
 
 
 def parse_prepared(line: str, probe_port: bool) -> Prepared | None:
-    """The words after PREPARED_MARK that `JobLayout.prepare` printed, or None when they are not that."""
+    """The words after PREPARED_MARK that the prepare step printed (watchdog.pl or JobLayout.shell_prepare), or None when they are not that."""
     words = line.split()
     if len(words) != (3 if probe_port else 2) or not words[0].isdigit() or words[1] not in SUPERVISORS:
         return None
@@ -142,6 +143,7 @@ def parse_prepared(line: str, probe_port: bool) -> Prepared | None:
     return Prepared(int(words[0]), words[1], int(words[2]) if probe_port else None)
 
 
+@functools.cache
 def watchdog_source() -> str:
     return Path(watchdog.__file__).read_text()
 

@@ -180,7 +180,7 @@ class JobRun:
         return not abort.is_set()
 
     def _prepare_host(self, i: int, archive: Archive, abort: threading.Event) -> tuple[int, str] | None:
-        """Open host i's first rank with JobLayout.prepare in front (the workdir streamed on its
+        """Open host i's first rank with its prepare step in front (the workdir streamed on its
         stdin, unpacked once on a shared file system) and wait for its report: (CPU count,
         supervisor); on host 0 also the scheduler's port. None when the bring-up was aborted."""
         unpack = not self.layout.shared_dir or i == 0

@@ -22,7 +22,7 @@ from dlcfn.remote.runner import RemoteProcess
 TAIL_LINES = 10
 PGID_MARK = b"dlcfn-watchdog pgid="
 SIGNAL_MARK = b"dlcfn-watchdog signal="
-PREPARED_MARK = layout.PREPARED_MARK.encode() + b" "  # JobLayout.prepare's report, from a host's first rank session
+PREPARED_MARK = layout.PREPARED_MARK.encode() + b" "  # the prepare step's report, from a host's first rank session
 
 
 class EventKind(enum.Enum):
@@ -51,7 +51,7 @@ class RankHandle:
     status: int | None = None  # exit status; -1 when the host/link went away
     signal: int | None = None  # set when a signal ended the rank (status is 128 + signal)
     stopped: bool = False  # still running when dlcfn stopped the job
-    prepared: str | None = None  # what JobLayout.prepare reported, when this session ran it
+    prepared: str | None = None  # what the prepare step reported, when this session ran it
     settled: threading.Event = field(default_factory=threading.Event)  # prepared reported, or the session ended
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
 

@@ -18,7 +18,7 @@
 #
 # Exit status: the rank's, or 128 + N when signal N killed it (reported on stderr as well).
 # Before that it does, in the same process, what the shell would otherwise need five programs
-# for (JobLayout.prepare, JobLayout.rank): on a host's first rank, PREP = SIZE:GZIP:PROBE makes
+# for (JobLayout.shell_prepare, JobLayout.rank): on a host's first rank, PREP = SIZE:GZIP:PROBE makes
 # the job dirs, unpacks the next SIZE bytes of stdin (a tar, gzipped when GZIP is 1) into WORK
 # with one tar, and reports "dlcfn-prepared CPUS perl [PORT]" on stderr (CPUS from the affinity
 # mask, as nproc; a free port when PROBE is 1); exit 98 when any of it fails. Then (every rank)

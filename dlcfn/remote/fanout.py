@@ -84,7 +84,9 @@ def start_liveness_all(runners: Sequence[SshRunner]) -> None:
             if connected(r):
                 r.start_liveness()
 
-    threading.Timer(LIVENESS_INTERVAL, later).start()
+    timer = threading.Timer(LIVENESS_INTERVAL, later)
+    timer.daemon = True  # a job shorter than the interval must not keep the CLI waiting for it
+    timer.start()
 
 
 def connected(runner: SshRunner) -> bool:

@@ -247,8 +247,10 @@ class SshRunner:
         """Ping the host every second with an SSH global request that wants a reply, so that a
         host that stops answering is noticed (silent_for) even while TCP looks healthy: a frozen
         machine whose kernel still ACKs, a stuck sshd. paramiko's own keepalive wants no reply.
-        The ping thread starts after the first interval (see start_liveness_all)."""
-        self._last_answer = time.monotonic()
+        The ping thread starts after the first interval (see start_liveness_all); silence counts
+        from watch_liveness when that ran, else from now."""
+        if self._last_answer is None:
+            self._last_answer = time.monotonic()
         threading.Thread(target=self._liveness_loop, name=f"liveness-{self.name}", daemon=True).start()
 
     def _liveness_loop(self) -> None:

@@ -1,5 +1,5 @@
 """Shipping a directory: pack it once as a tar in memory (gzipped when large), streamed into
-`tar -x` on each host inside the first rank's session (JobLayout.prepare: no extra round trip,
+`tar -x` on each host inside the first rank's session (JobLayout.rank with a PrepareStep: no extra round trip,
 no SFTP session, no temporary file on either side); collecting results the same way back."""
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ class Archive:
 
     @property
     def tar_flags(self) -> str:
-        return "-xzf" if self.gzip else "-xf"
+        return tar_extract_flags(self.gzip)
+
+
+def tar_extract_flags(gzip: bool) -> str:
+    """`tar` flags that unpack an archive from stdin."""
+    return "-xzf" if gzip else "-xf"
 
 
 def pack_dir(path: Path) -> Archive:
