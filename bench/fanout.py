@@ -11,6 +11,12 @@ launcher is run from its file (not `python -m mxnet.tools.launch`, which would a
 mxnet, ~2 s): this favours the peer. It needs two shims, both outside its code: `Thread.isAlive`
 (removed in Python 3.9) is restored, and an `ssh` wrapper on PATH adds `-F <client config>` with
 the pool's key, port and known_hosts (it runs `ssh -o StrictHostKeyChecking=no host -p port`).
+
+The classic launcher is measured twice. `classic` is the ssh client as it comes: OpenSSH 9.2's
+default key exchange, sntrup761x25519 (post-quantum), costs ~130 ms of client CPU per
+connection here, and paramiko cannot do it (it negotiates curve25519 with this sshd).
+`classic-x25519` gives ssh `-o KexAlgorithms=curve25519-sha256`, the key exchange dlcfn gets: the
+launchers' own costs, compared on the same cryptography.
 """
 
 from __future__ import annotations
@@ -132,11 +138,15 @@ def run_dlcfn(b: Bench, n: int, stamps: Path, trigger: str = "", job_id: str = "
                             env={**os.environ, "DLCFN_HOME": str(tmp / "home")}, preexec_fn=b.join_account)
 
 
-def run_classic(b: Bench, n: int, stamps: Path) -> subprocess.Popen[bytes]:
+SAME_KEX = "curve25519-sha256"  # what paramiko negotiates with OpenSSH 9.2 (it has no sntrup761x25519)
+
+
+def run_classic(b: Bench, n: int, stamps: Path, kex: str = "") -> subprocess.Popen[bytes]:
     pool, tmp = b.pool, b.tmp
-    shim = tmp / "shim"
+    shim = tmp / f"shim{'-' + kex if kex else ''}"
     shim.mkdir(exist_ok=True)
-    (shim / "ssh").write_text(f"#!/bin/sh\nexec /usr/bin/ssh -F {pool.ssh_config} \"$@\"\n")
+    options = f"-o KexAlgorithms={kex} " if kex else ""
+    (shim / "ssh").write_text(f"#!/bin/sh\nexec /usr/bin/ssh -F {pool.ssh_config} {options}\"$@\"\n")
     (shim / "ssh").chmod(0o755)
     (shim / "wrapper.py").write_text(CLASSIC_WRAPPER)
     hosts = tmp / "classic_hosts"
@@ -201,6 +211,10 @@ def wait_sessions_gone(pool: SshHostPool, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
+def run_classic_same_kex(b: Bench, n: int, stamps: Path) -> subprocess.Popen[bytes]:
+    return run_classic(b, n, stamps, SAME_KEX)
+
+
 def start_time(launch, b: Bench, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(seconds until the last rank started, CPU seconds of the whole launch or nan)."""
     stamps = Path(tempfile.mkdtemp(dir=b.tmp, prefix="stamps-"))
@@ -238,28 +252,35 @@ def main() -> None:
     ap.add_argument("--hosts", default="8,32,64")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--death-hosts", default="8,32")
+    ap.add_argument("--sshd-reexec", action="store_true",
+                    help="stock sshd that re-executes itself per connection (local hosts run `sshd -r`; see SshHostPool.reexec)")
     ap.add_argument("--rank", choices=sorted(RANK), default="sh", help="what each rank runs (default: a shell script)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.hosts.split(",")]
     parent = Path.home() / ".cache" / "dlcfn-bench"
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(dir=parent))
-    pool = SshHostPool(tmp / "hosts")
+    pool = SshHostPool(tmp / "hosts", reexec=args.sshd_reexec)
     b = Bench(pool, tmp, make_workdir(tmp), args.rank, CpuAccount.create())
     try:
         pool.start(max(sizes + [int(x) for x in args.death_hosts.split(",") if x]))
         for h in pool.hosts:
             if b.account is not None and h.pid is not None:
                 b.account.add(h.pid)
-        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rank} ranks; median of {args.repeat}")
-        print(f"{'hosts':>5} {'dlcfn s':>8} {'classic s':>10} {'ratio':>6}   {'dlcfn cpu-s':>11} {'classic cpu-s':>13} {'ratio':>6}")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rank} ranks; "
+              f"sshd {'re-exec per connection' if args.sshd_reexec else '-r'}; median of {args.repeat}")
+        print("start time in s (CPU s of the whole launch: launcher, ssh clients, sshd, remote processes); "
+              "ratio = peer / dlcfn")
+        print(f"{'hosts':>5} {'dlcfn':>12} {'classic':>12} {'ratio':>6} {'classic-x25519':>15} {'ratio':>6}")
         for n in sizes:
             pool.write_client_files(pool.hosts[:n])
-            ours = [start_time(run_dlcfn, b, n) for _ in range(args.repeat)]
-            theirs = [start_time(run_classic, b, n) for _ in range(args.repeat)]
-            t1, t2 = statistics.median(t for t, _ in ours), statistics.median(t for t, _ in theirs)
-            c1, c2 = statistics.median(c for _, c in ours), statistics.median(c for _, c in theirs)
-            print(f"{n:>5} {t1:>8.2f} {t2:>10.2f} {t2 / t1:>5.1f}x   {c1:>11.2f} {c2:>13.2f} {c2 / c1:>5.1f}x", flush=True)
+            runs = {launch: [start_time(launch, b, n) for _ in range(args.repeat)]
+                    for launch in (run_dlcfn, run_classic, run_classic_same_kex)}
+            t = {k: statistics.median(x for x, _ in v) for k, v in runs.items()}
+            c = {k: statistics.median(y for _, y in v) for k, v in runs.items()}
+            cell = {k: f"{t[k]:.2f} ({c[k]:.2f})" for k in runs}
+            print(f"{n:>5} {cell[run_dlcfn]:>12} {cell[run_classic]:>12} {t[run_classic] / t[run_dlcfn]:>5.1f}x "
+                  f"{cell[run_classic_same_kex]:>15} {t[run_classic_same_kex] / t[run_dlcfn]:>5.1f}x", flush=True)
         for i, n in enumerate(int(x) for x in args.death_hosts.split(",") if x):
             pool.write_client_files(pool.hosts[:n])
             times = [death_to_exit(b, n, f"death-{n}-{i}-{r}") for r in range(args.repeat)]

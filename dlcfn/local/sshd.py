@@ -1,7 +1,7 @@
 """Real OpenSSH server hosts on loopback addresses: the local stand-ins for cluster nodes.
 
 Each host is a stock `/usr/sbin/sshd` listening on its own 127.x.y.z address and high port, with
-its own ed25519 host key, its own config and a root directory that sessions see as
+its own host key, its own config and a root directory that sessions see as
 `$DLCFN_NODE_ROOT` and as `$HOME` (server-side SetEnv), so hosts sharing one machine do not
 share job dirs, and a session's shell starts like on a fresh node: it does not source the local
 user's ~/.bashrc (bash does that for every command run by sshd; here root's pyenv set-up cost
@@ -30,6 +30,10 @@ from dlcfn.errors import DlcfnError
 from dlcfn.local.process import send
 
 SSHD = "/usr/sbin/sshd"
+# Host and user keys that OpenSSH signs and checks through OpenSSL: its own ed25519 is portable
+# reference code, ~15% of a connection's server CPU here, and the hosts of a local cluster all
+# share this machine's cores (see SshHostPool.reexec). Key exchange stays stock.
+KEY_TYPE = ("ecdsa", "256")
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start as root without it
 START_TIMEOUT = 10.0
@@ -47,6 +51,10 @@ class LocalSshHost:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    @property
+    def host_key(self) -> Path:
+        return self.dir / f"ssh_host_{KEY_TYPE[0]}_key"
 
     @property
     def spec(self) -> str:
@@ -68,11 +76,17 @@ class SshHostPool:
     # PATH of every session, set by the server (a node image's software): the local cluster puts
     # dlcfn's own Python (with MXNet) first, as a Deep Learning AMI has its framework on PATH.
     session_path: str = ""
+    # sshd re-executes itself for every connection (fresh address-space layout per connection),
+    # which costs 15-20 ms of CPU each: on a real cluster every node pays that on its own CPUs,
+    # but here all the hosts share this machine's cores, so a 64-host launch would pay ~1.3 s of
+    # CPU that no real launch serializes. Local hosts therefore run `sshd -r` (no re-exec; they
+    # listen on loopback only, with the pool's own key). reexec=True gives stock behaviour.
+    reexec: bool = False
     _next: int = 1
 
     @property
     def user_key(self) -> Path:
-        return self.base_dir / "client" / "id_ed25519"
+        return self.base_dir / "client" / f"id_{KEY_TYPE[0]}"
 
     @property
     def known_hosts(self) -> Path:
@@ -172,7 +186,7 @@ class SshHostPool:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(hdir, 0o700)
         host = LocalSshHost(name=f"host{n}", address=address, port=_free_port(address), dir=hdir, root=root)
-        _keygen(hdir / "ssh_host_ed25519_key", host.name)
+        _keygen(host.host_key, host.name)
         (hdir / "authorized_keys").write_text(Path(f"{self.user_key}.pub").read_text())
         os.chmod(hdir / "authorized_keys", 0o600)
         (hdir / "sshd_config").write_text(_sshd_config(host, self.session_path))
@@ -182,8 +196,9 @@ class SshHostPool:
     def _launch(self, host: LocalSshHost) -> None:
         log = open(host.dir / "sshd.log", "ab")
         # -D: stay in the foreground as our child (we own its pid); -e would log to stderr,
-        # -E keeps the log per host. New session: a Ctrl-C aimed at the caller must not reach it.
-        host.process = subprocess.Popen([SSHD, "-D", "-f", str(host.dir / "sshd_config"), "-E", str(host.dir / "sshd.log")],
+        # -E keeps the log per host; -r: see `reexec`. New session: a Ctrl-C aimed at the caller must not reach it.
+        flags = ["-D"] + ([] if self.reexec else ["-r"])
+        host.process = subprocess.Popen([SSHD, *flags, "-f", str(host.dir / "sshd_config"), "-E", str(host.dir / "sshd.log")],
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
 
@@ -205,7 +220,7 @@ class SshHostPool:
         hosts = self.hosts if hosts is None else hosts
         keys = []
         for h in hosts:
-            key_type, key_b64 = (h.dir / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+            key_type, key_b64 = Path(f"{h.host_key}.pub").read_text().split()[:2]
             keys.append(f"[{h.address}]:{h.port} {key_type} {key_b64}\n")
         _write_private(self.known_hosts, "".join(keys))
         _write_private(self.hosts_file, "".join(f"{h.spec}\n" for h in hosts))
@@ -222,7 +237,7 @@ def _sshd_config(host: LocalSshHost, session_path: str = "") -> str:
     return f"""# dlcfn local host {host.name}: stock sshd, own address, key and root directory.
 ListenAddress {host.address}
 Port {host.port}
-HostKey {host.dir}/ssh_host_ed25519_key
+HostKey {host.host_key}
 PidFile {host.dir}/sshd.pid
 AuthorizedKeysFile {host.dir}/authorized_keys
 PubkeyAuthentication yes
@@ -285,7 +300,7 @@ def _exe(pid: int) -> str:
 
 
 def _keygen(path: Path, comment: str) -> None:
-    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+    subprocess.run([SSH_KEYGEN, "-q", "-t", KEY_TYPE[0], "-b", KEY_TYPE[1], "-N", "", "-C", comment, "-f", str(path)],
                    check=True, stdin=subprocess.DEVNULL, capture_output=True)
 
 
