@@ -11,6 +11,7 @@ shipped once to `<shared_dir>/.dlcfn/jobs/<job-id>/work` and every host runs the
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ class JobLayout:
         first rank, when it is not known yet) runs perl when the host has it, else python."""
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
-        prep = f"{prepare.archive_size}:{int(prepare.gzip)}:{int(prepare.probe_port)}" if prepare else "-"
+        prep = f"{prepare.archive_size}:{int(prepare.gzip)}:{int(prepare.probe_port)}:{int(prepare.simple)}" if prepare else "-"
         perl = f"exec perl -e {q(perl_watchdog_source())} {self.ctl} {q(name)} {grace:g} {self.work} {prep} {','.join(late_env) or '-'} {user}"
         if supervisor == "perl":
             return perl
@@ -120,6 +121,7 @@ class PrepareStep:
     gzip: bool  # the archive is gzipped
     probe_port: bool  # report a free port (the scheduler's host)
     python: str  # the job's interpreter, for the port probe in shell
+    simple: bool = False  # the archive is Archive.simple: watchdog.pl unpacks it itself, without tar
 
     @property
     def tar_flags(self) -> str:
@@ -150,7 +152,8 @@ def watchdog_source() -> str:
 
 @functools.cache
 def perl_watchdog_source() -> str:
-    """watchdog.pl without comment lines, blank lines and indentation (it travels in every rank's
-    command; perl ignores all three)."""
+    """watchdog.pl without comment lines, trailing comments (two spaces, then "# "), blank lines
+    and indentation: it travels in every rank's command, and perl ignores all four."""
     text = Path(watchdog.__file__).with_suffix(".pl").read_text()
-    return "\n".join(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")) + "\n"
+    lines = (re.sub(r"\s{2,}# .*$", "", line.strip()) for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return "\n".join(line for line in lines if line) + "\n"

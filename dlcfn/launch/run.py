@@ -184,7 +184,8 @@ class JobRun:
         stdin, unpacked once on a shared file system) and wait for its report: (CPU count,
         supervisor); on host 0 also the scheduler's port. None when the bring-up was aborted."""
         unpack = not self.layout.shared_dir or i == 0
-        step = PrepareStep(len(archive.data) if unpack else 0, archive.gzip, probe_port=(i == 0), python=self.spec.python)
+        step = PrepareStep(len(archive.data) if unpack else 0, archive.gzip, probe_port=(i == 0), python=self.spec.python,
+                           simple=archive.simple)
         first = self._open_rank(i, self.plan.on_host(i)[0], "auto", step)
         if unpack:
             first.remote.send(archive.data)

@@ -75,11 +75,62 @@ sub free_port {    # bind port 0 on INADDR_ANY (AF_INET 2, SOCK_STREAM 1) and re
     return unpack('x2 n', $addr);
 }
 
+sub read_exactly {    # the next $_[0] bytes of stdin (fewer at EOF)
+    my ($want, $data) = ($_[0], '');
+    while (length($data) < $want) {
+        my $got = sysread(STDIN, $data, $want - length($data), length $data);
+        next if !defined $got && ($! + 0) == 4;
+        last unless $got;
+    }
+    return $data;
+}
+
+sub untar {    # a simple ustar (Archive.simple: files and dirs only) into $_[1]; '' or what is wrong
+    my ($tar, $dest) = @_;
+    my ($at, $end, @dirs) = (0, 0);
+    while ($at + 512 <= length $tar) {
+        my $head = substr($tar, $at, 512);
+        $end = 1, last if $head !~ /[^\0]/;    # the end-of-archive block
+        my ($name, $mode, $size, $mtime, $sum, $type, $prefix) = unpack('Z100 A8 x16 A12 A12 A8 a1 x100 x88 Z155', $head);
+        substr($head, 148, 8) = ' ' x 8;
+        return "corrupt header at byte $at" if oct($sum) != unpack('%32C*', $head);
+        $name = "$prefix/$name" if $prefix ne '';
+        $name =~ s{/+$}{};
+        return "unsafe path $name" if $name =~ m{^/|(^|/)\.\.(/|$)};
+        ($size, $mode) = (oct($size), oct($mode) & 07777);
+        my $path = "$dest/$name";
+        $at += 512;
+        return "truncated at $name" if $at + $size > length $tar;
+        if ($type eq '5') {
+            make_dir($path);
+            push @dirs, [$path, $mode];
+        } elsif ($type eq '0' || $type eq "\0") {
+            (my $parent = $path) =~ s{/[^/]*$}{};
+            make_dir($parent) unless -d $parent;
+            open(my $f, '>', $path) or return "cannot write $path: $!";
+            binmode $f;
+            (print $f substr($tar, $at, $size)) && close($f) or return "cannot write $path: $!";
+            chmod $mode, $path;
+            utime oct($mtime), oct($mtime), $path;
+        } else {
+            return "unsupported entry type '$type' ($name)";
+        }
+        $at += ($size + 511) & ~511;
+    }
+    chmod $_->[1], $_->[0] for reverse @dirs;    # last: a read-only dir must take its files first
+    return $end ? '' : 'truncated';
+}
+
 if ($prep ne '-') {
-    my ($size, $gzip, $probe) = split /:/, $prep;
+    my ($size, $gzip, $probe, $simple) = split /:/, $prep;
     make_dir($ctl);
     make_dir($work);
-    if ($size > 0) {
+    if ($size > 0 && $simple) {
+        my $tar = read_exactly($size);
+        fail_prepare("the workdir archive ended after " . length($tar) . " of $size bytes") if length($tar) < $size;
+        my $err = untar($tar, $work);
+        fail_prepare("unpacking the workdir into $work failed: $err") if $err ne '';
+    } elsif ($size > 0) {
         pipe(my $tar_r, my $tar_w) or fail_prepare("pipe: $!");
         my $tar = fork;
         fail_prepare("fork: $!") unless defined $tar;

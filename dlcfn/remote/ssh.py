@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dlcfn.errors import DlcfnError, UserInputError
-from dlcfn.remote.hosts import SshTarget
+from dlcfn.remote.hosts import KnownHosts, SshTarget, read_known_hosts
 from dlcfn.remote.runner import RunResult, StreamFn, with_env
 
 if TYPE_CHECKING:
@@ -125,7 +125,12 @@ def _transport_class() -> type:
     """paramiko's Transport with the AES-GCM ciphers first. Its default, AES-CTR + HMAC, checks
     every packet's MAC with a byte-by-byte compare in Python: the largest single item in a
     64-host fan-out's client profile. An AEAD cipher's tag is checked inside `cryptography`.
-    Servers without GCM (OpenSSH before 6.2) still get the rest of the list."""
+    Servers without GCM (OpenSSH before 6.2) still get the rest of the list.
+
+    Also: SSH_MSG_DEBUG (OpenSSH sends one per login, the key's options) is only formatted for
+    the log when debug logging is on: paramiko escapes it byte by byte in Python either way."""
+    import logging
+
     import paramiko
 
     class GcmFirst(paramiko.Transport):
@@ -133,6 +138,10 @@ def _transport_class() -> type:
             "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
             *(c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c),
         )
+
+        def _parse_debug(self, m: "paramiko.Message") -> None:
+            if self.logger.isEnabledFor(logging.DEBUG):
+                super()._parse_debug(m)
 
     return GcmFirst
 
@@ -161,7 +170,7 @@ class SshRunner:
     target: SshTarget
     pkey: "paramiko.PKey"
     jump: "SshRunner | None" = None
-    host_keys: "paramiko.HostKeys | None" = None  # parsed known_hosts, shared by a fan-out
+    host_keys: KnownHosts | None = None  # the known_hosts index, shared by a fan-out
     early: EarlySockets | None = None  # may hold an already started TCP connection to the target
     _conns: list[_Conn] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -197,7 +206,7 @@ class SshRunner:
         client = paramiko.SSHClient()
         # Only the given known_hosts file: never the user's, never learn keys silently. Only this
         # host's entries are handed over (parsing the whole file per connection costs O(hosts^2)).
-        known = self.host_keys if self.host_keys is not None else paramiko.HostKeys(t.known_hosts)
+        known = self.host_keys if self.host_keys is not None else read_known_hosts(t.known_hosts)
         for key_type, key in (known.lookup(t.known_hosts_name) or {}).items():
             client.get_host_keys().add(t.known_hosts_name, key_type, key)
         client.set_missing_host_key_policy(_reject_policy())

@@ -22,6 +22,9 @@ GZIP_OVER = 1024 * 1024  # bytes of tar
 class Archive:
     data: bytes  # a tar, gzipped when `gzip`
     gzip: bool
+    # A plain ustar of regular files and directories only (no links, devices or extended
+    # headers): simple enough for the Perl supervisor to unpack without a `tar` process.
+    simple: bool = False
 
     @property
     def tar_flags(self) -> str:
@@ -42,12 +45,19 @@ def pack_dir(path: Path) -> Archive:
         parts = Path(info.name).parts
         return None if any(p in SKIP_DIRS for p in parts) else info
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for child in sorted(path.iterdir()):
-            tar.add(child, arcname=child.name, filter=keep)
+    def pack(fmt: int) -> tuple[io.BytesIO, bool]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+            for child in sorted(path.iterdir()):
+                tar.add(child, arcname=child.name, filter=keep)
+            return buf, all(m.isfile() or m.isdir() for m in tar.getmembers())
+
+    try:  # ustar when every name, size and id fits its fields: no extended headers
+        buf, simple = pack(tarfile.USTAR_FORMAT)
+    except ValueError:
+        (buf, _), simple = pack(tarfile.PAX_FORMAT), False
     if buf.tell() <= GZIP_OVER:
-        return Archive(buf.getvalue(), gzip=False)
+        return Archive(buf.getvalue(), gzip=False, simple=simple)
     data = gzip.compress(buf.getvalue(), compresslevel=6, mtime=0)
     if len(data) > MAX_BYTES:
         raise DlcfnError(f"workdir {path} packs to {len(data) >> 20} MiB; keep data out of it (results/, datasets) or use the shared file system")

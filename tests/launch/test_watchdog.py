@@ -164,7 +164,7 @@ def test_cannot_run(supervise) -> None:  # type: ignore[no-untyped-def]
 def test_perl_source_ships_without_comments() -> None:
     src = perl_watchdog_source()
     assert not any(line.lstrip().startswith("#") for line in src.splitlines())
-    assert len(src) < 6000  # it travels in every rank command
+    assert len(src) < 7000  # it travels in every rank command
     subprocess.run(["perl", "-c", "-e", src], check=True, capture_output=True)
 
 
@@ -257,3 +257,124 @@ def test_prepare_failure_exits_98(tmp_path: Path, supervisor: str) -> None:
     _, err = p.communicate(timeout=20)
     assert p.returncode == PREPARE_FAILED
     assert b"Not a directory" in err
+
+
+# --- watchdog.pl's own unpacker (Archive.simple: plain ustar, files and directories) -------------
+
+def workdir_tree(root: Path) -> Path:
+    """A workdir with what unpacking must get right: nesting, modes (an executable, a read-only
+    dir with a file in it), an empty file, a file of exactly one block, a long path (ustar's
+    prefix field), binary content and mtimes."""
+    src = root / "src"
+    (src / "pkg" / "sub").mkdir(parents=True)
+    (src / "train.py").write_text("print('hi')\n")
+    (src / "run.sh").write_text("#!/bin/sh\necho run\n")
+    (src / "run.sh").chmod(0o755)
+    (src / "empty").write_bytes(b"")
+    (src / "block.bin").write_bytes(bytes(range(256)) * 2)  # exactly 512 bytes
+    (src / "pkg" / "sub" / "data.bin").write_bytes(os.urandom(70_000))
+    long_dir = src / ("d" * 90) / ("e" * 60)
+    long_dir.mkdir(parents=True)
+    (long_dir / ("f" * 80 + ".txt")).write_text("deep\n")  # 233 characters: over 100, needs the prefix
+    (src / "ro").mkdir()
+    (src / "ro" / "kept.txt").write_text("kept\n")
+    for i, f in enumerate(sorted(p for p in src.rglob("*") if p.is_file())):
+        os.utime(f, (1_600_000_000 + i, 1_600_000_000 + i))
+    (src / "ro").chmod(0o555)
+    return src
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, bytes | None, int | None]]:
+    """path -> (mode bits, content or None for a dir, mtime for files)."""
+    state = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        rel = str(p.relative_to(root))
+        state[rel] = (st.st_mode & 0o7777, None, None) if p.is_dir() else (st.st_mode & 0o7777, p.read_bytes(), int(st.st_mtime))
+    return state
+
+
+def unpack_with_perl(tmp_path: Path, data: bytes, simple: bool = True):  # type: ignore[no-untyped-def]
+    from dlcfn.launch.layout import PrepareStep
+
+    step = PrepareStep(len(data), False, probe_port=False, python=sys.executable, simple=simple)
+    p = start_rank(tmp_path, "perl", step)
+    assert p.stdin is not None and p.stderr is not None
+    try:
+        p.stdin.write(data + b"4567 3\n")  # stdin stays open: its EOF would stop the rank
+        p.stdin.flush()
+    except BrokenPipeError:  # it gave up before reading all of it
+        pass
+    code = p.wait(timeout=20)
+    err = p.stderr.read().decode()
+    p.stdin.close()
+    p.stdout.close()  # type: ignore[union-attr]
+    p.stderr.close()
+    return code, err
+
+
+def test_perl_unpacks_simple_archives_like_tar(tmp_path: Path) -> None:
+    from dlcfn.remote.transfer import pack_dir
+
+    src = workdir_tree(tmp_path)
+    try:
+        archive = pack_dir(src)
+        assert archive.simple and not archive.gzip
+        code, err = unpack_with_perl(tmp_path, archive.data)
+        work = tmp_path / "node" / ".dlcfn" / "jobs" / "job-1" / "work"
+        assert code == 1, err  # the rank itself fails (no data.txt in this workdir): the unpacking is what is checked
+        by_tar = tmp_path / "by-tar"
+        by_tar.mkdir()
+        subprocess.run(["tar", "-xf", "-", "-C", str(by_tar)], input=archive.data, check=True)
+        assert tree_state(work) == tree_state(by_tar) == tree_state(src)
+    finally:
+        for d in (src / "ro", tmp_path / "by-tar" / "ro", tmp_path / "node" / ".dlcfn" / "jobs" / "job-1" / "work" / "ro"):
+            if d.exists():
+                d.chmod(0o755)
+
+
+@pytest.mark.parametrize("damage", ["checksum", "truncated", "dotdot"])
+def test_perl_refuses_a_damaged_archive(tmp_path: Path, damage: str) -> None:
+    import io
+    import tarfile
+
+    from dlcfn.launch.layout import PREPARE_FAILED
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("../escape.txt" if damage == "dotdot" else "data.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    data = bytearray(buf.getvalue())
+    if damage == "checksum":
+        data[0] = ord("x")
+    elif damage == "truncated":
+        data = data[:512]  # the header, no content
+    code, err = unpack_with_perl(tmp_path, bytes(data))
+    assert code == PREPARE_FAILED, err
+    why = {"checksum": "corrupt header", "truncated": "truncated", "dotdot": "unsafe path ../escape.txt"}[damage]
+    assert f"unpacking the workdir into" in err and why in err, err
+    assert not (tmp_path / "node" / ".dlcfn" / "jobs" / "escape.txt").exists()
+
+
+def test_pack_dir_is_simple_only_without_links_or_long_names(tmp_path: Path) -> None:
+    from dlcfn.remote.transfer import pack_dir
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("A = 1\n")
+    assert pack_dir(src).simple
+    (src / "link").symlink_to("a.py")
+    assert not pack_dir(src).simple  # tar unpacks links
+    (src / "link").unlink()
+    (src / ("x" * 120)).write_text("a name ustar cannot hold\n")
+    archive = pack_dir(src)
+    assert not archive.simple  # pax headers: tar
+    assert "x" * 120 in tarfile_names(archive.data)
+
+
+def tarfile_names(data: bytes) -> list[str]:
+    import io
+    import tarfile
+
+    return tarfile.open(fileobj=io.BytesIO(data), mode="r:").getnames()
