@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from dlcfn.errors import DlcfnError
-from dlcfn.remote.hosts import SshTarget
+from dlcfn.remote.hosts import SshTarget, read_known_hosts
 from dlcfn.remote.ssh import LIVENESS_INTERVAL, EarlySockets, SshRunner, load_key
 
 T = TypeVar("T")
@@ -20,11 +20,9 @@ def connect_all(targets: Sequence[SshTarget], early: EarlySockets | None = None)
     """One connected runner per target, in order, on the `early` sockets where there are some.
     On any failure every opened connection is closed and one error names every host that failed
     (the first error's type is kept, so a host-key problem stays a user-input error)."""
-    import paramiko
-
     everything = [*targets, *{t.jump for t in targets if t.jump}]
     keys = {path: load_key(path) for path in {t.key_file for t in everything if t}}
-    known = {path: paramiko.HostKeys(path) for path in {t.known_hosts for t in everything if t}}
+    known = {path: read_known_hosts(path) for path in {t.known_hosts for t in everything if t}}
 
     def runner(t: SshTarget, jump: SshRunner | None = None) -> SshRunner:
         return SshRunner(t, keys[t.key_file], jump=jump, host_keys=known[t.known_hosts], early=early)

@@ -3,12 +3,22 @@ between. Built from a hosts file (`user@host:port` per line) or from a cluster's
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import getpass
+import hashlib
+import hmac
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlcfn.errors import Finding, UserInputError, raise_for_findings
+
+if TYPE_CHECKING:
+    import paramiko
 
 HOST_LINE_RE = re.compile(r"^(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]*)@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)(?::(?P<port>[^:]*))?$")
 
@@ -78,21 +88,87 @@ def parse_hosts_file(path: Path, key_file: str, known_hosts: str) -> list[SshTar
     return targets
 
 
+class KnownHosts:
+    """A known_hosts file, read once and indexed by host name: a fan-out looks up every host, and
+    paramiko's HostKeys parses every key of the file up front and scans all entries per lookup
+    (O(hosts^2) per fan-out). Keys are decoded only for the hosts looked up.
+
+    Same rules as paramiko (and OpenSSH) for what a name matches: exact names, `[host]:port`,
+    hashed `|1|salt|hash` names; lines it cannot read are skipped. Keys listed under `@revoked`
+    are never accepted (paramiko ignores marker lines; OpenSSH refuses such keys);
+    `@cert-authority` lines are ignored (no certificates are used)."""
+
+    def __init__(self, path: str) -> None:
+        text = Path(path).read_text()
+        self.path = path
+        self._plain: dict[str, list[tuple[str, str]]] = {}
+        self._hashed: list[tuple[bytes, bytes, str, str]] = []  # salt, HMAC-SHA1 of the name, key type, base64 key
+        self._revoked: set[str] = set()
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) >= 4 and fields[0] == "@revoked":
+                self._revoked.add(fields[3])
+            if len(fields) < 3 or fields[0].startswith(("#", "@")):
+                continue
+            names, key_type, blob = fields[:3]
+            for name in names.split(","):
+                if name.startswith("|1|"):
+                    try:
+                        salt, digest = (base64.b64decode(part) for part in name[3:].split("|", 1))
+                    except (ValueError, binascii.Error):
+                        continue
+                    self._hashed.append((salt, digest, key_type, blob))
+                else:
+                    self._plain.setdefault(name, []).append((key_type, blob))
+
+    @classmethod
+    def read(cls, path: str) -> "KnownHosts":
+        """The file's index, cached while the file is unchanged (the target checks and the fan-out
+        of one submit share it)."""
+        st = os.stat(path)
+        return _known_hosts_cached(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def lookup(self, name: str) -> "dict[str, paramiko.PKey] | None":
+        """{key type: key} listed for `name`, like paramiko.HostKeys.lookup; None when none."""
+        import paramiko
+
+        entries = list(self._plain.get(name, ()))
+        if self._hashed:
+            raw = name.encode()
+            entries += [(kt, blob) for salt, digest, kt, blob in self._hashed
+                        if hmac.compare_digest(hmac.new(salt, raw, hashlib.sha1).digest(), digest)]
+        keys: dict[str, paramiko.PKey] = {}
+        for key_type, blob in entries:
+            if blob in self._revoked:
+                continue
+            try:
+                key = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+            except (paramiko.SSHException, ValueError, TypeError, binascii.Error):
+                continue
+            keys.setdefault(key.get_name(), key)
+        return keys or None
+
+
+@functools.lru_cache(maxsize=8)
+def _known_hosts_cached(path: str, mtime_ns: int, size: int, ino: int) -> KnownHosts:
+    return KnownHosts(path)
+
+
+def read_known_hosts(path: str) -> KnownHosts:
+    """KnownHosts.read, with an unreadable file as the user's error."""
+    try:
+        return KnownHosts.read(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserInputError(f"--known-hosts: cannot read {path} ({e.__class__.__name__})") from e
+
+
 def check_known_hosts(targets: list[SshTarget]) -> None:
     """Fail before connecting when a host has no key in its known_hosts file: an unknown host key
     is refused anyway, and saying so up front names the fix."""
-    import paramiko
-
-    cache: dict[str, paramiko.HostKeys] = {}
     for t in [*targets, *{t.jump for t in targets if t.jump}]:
         if t is None:
             continue
-        if t.known_hosts not in cache:
-            try:
-                cache[t.known_hosts] = paramiko.HostKeys(t.known_hosts)
-            except (OSError, UnicodeDecodeError) as e:
-                raise UserInputError(f"--known-hosts: cannot read {t.known_hosts} ({e.__class__.__name__})") from e
-        if cache[t.known_hosts].lookup(t.known_hosts_name) is None:
+        if read_known_hosts(t.known_hosts).lookup(t.known_hosts_name) is None:
             raise UserInputError(
                 f"host {t.name}: no host key for {t.known_hosts_name} in {t.known_hosts}; "
                 f"add it after checking it (ssh-keyscan -p {t.port} {t.host} >> {t.known_hosts})"
