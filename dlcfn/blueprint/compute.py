@@ -27,7 +27,7 @@ def image_id() -> If:
 def _userdata_values() -> dict[str, object]:
     return {
         "MasterQueueUrl": Ref(names.MASTER_QUEUE), "WorkerQueueUrl": Ref(names.WORKER_QUEUE),
-        "WaitHandleUrl": Ref(names.WAIT_HANDLE), "FileSystemId": file_system_id(),
+        "WaitHandleUrl": Ref(names.WAIT_HANDLE), "FileSystemId": file_system_id(), "ReadyTimeout": Ref(names.P_WAIT_TIMEOUT),
         "WorkerGroupName": Sub(WORKER_GROUP_NAME), "MinWorkers": Ref(names.P_MIN_WORKERS),
     }
 

@@ -73,7 +73,11 @@ class Config:
     credentials_timeout_s: float = 300.0
     mount_attempts: int = 6
     mount_backoff_s: float = 5.0  # doubles after every failed attempt
-    discovery_timeout_s: float = 1800.0  # master: asg-ready + hellos; worker: member list
+    # How long discovery (master: asg-ready + hellos; worker: member list) may take. Unset, it
+    # ends READY_MARGIN_S before the stack's ClusterReadyTimeout (counted from this run's start),
+    # so the node signals why before CloudFormation times out without a reason; 1800 s without either.
+    discovery_timeout_s: float | None = None
+    ready_timeout_s: float = 0.0  # the stack's ClusterReadyTimeout
     poll_wait_s: int = 10  # SQS long poll
     # The master is the only reader of its queue: hiding what it has seen makes each receive
     # return new messages; they reappear for a second run after this many seconds.
@@ -90,6 +94,7 @@ class Config:
             raise BootstrapFailure(f"config: unknown keys {', '.join(unknown)}")
         config = cls(**raw)
         config.min_workers = int(config.min_workers)
+        config.ready_timeout_s = float(config.ready_timeout_s)
         if config.role not in (MASTER, WORKER):
             raise BootstrapFailure(f"config: role must be {MASTER} or {WORKER}, not {config.role!r}")
         return config
@@ -199,6 +204,7 @@ class Node:
     step: str = "start"
     session: object = None  # boto3 Session, set once credentials resolve
     clients: dict = field(default_factory=dict)
+    started: float = field(init=False, default=0.0)  # seams.clock() when this run began
 
     def client(self, service: str, session: object = None):  # -> botocore client
         if session is not None:
@@ -213,8 +219,20 @@ class Node:
         # A fresh session resolves credentials again: boto3's default one would cache a miss.
         return boto3.session.Session(region_name=self.config.region)
 
+    def __post_init__(self) -> None:
+        self.started = self.seams.clock()
+
     def deadline(self, seconds: float) -> float:
         return self.seams.clock() + seconds
+
+    def discovery_window(self) -> float:
+        """Seconds discovery may take from now (see Config.discovery_timeout_s)."""
+        cfg = self.config
+        if cfg.discovery_timeout_s is not None:
+            return float(cfg.discovery_timeout_s)
+        if cfg.ready_timeout_s > 0:
+            return max(60.0, self.started + cfg.ready_timeout_s - READY_MARGIN_S - self.seams.clock())
+        return 1800.0
 
     def left(self, deadline: float) -> float:
         return deadline - self.seams.clock()
@@ -350,7 +368,8 @@ def newest(current: dict | None, candidate: dict) -> dict:
 def discover_as_master(node: Node) -> list[Member]:
     """Collect asg-ready per group and a hello per listed instance, until complete or timeout."""
     cfg = node.config
-    deadline = node.deadline(cfg.discovery_timeout_s)
+    window = node.discovery_window()
+    deadline = node.deadline(window)
     ready: dict[str, dict] = {}
     hellos: dict[str, dict] = {}
     while True:
@@ -365,7 +384,7 @@ def discover_as_master(node: Node) -> list[Member]:
         if not missing_groups and not missing_hellos:
             break
         if node.left(deadline) <= 0:
-            raise BootstrapFailure(discovery_timeout_reason(cfg, missing_groups, missing_hellos))
+            raise BootstrapFailure(discovery_timeout_reason(window, missing_groups, missing_hellos))
     if len(expected) < cfg.min_workers:
         raise BootstrapFailure(f"only {len(expected)} workers are ready, MinWorkers is {cfg.min_workers}")
     assert node.identity is not None
@@ -377,8 +396,8 @@ def discover_as_master(node: Node) -> list[Member]:
     return [master, *workers]
 
 
-def discovery_timeout_reason(cfg: Config, missing_groups: list[str], missing_hellos: list[str]) -> str:
-    waited = f"{cfg.discovery_timeout_s:.0f} s"
+def discovery_timeout_reason(window: float, missing_groups: list[str], missing_hellos: list[str]) -> str:
+    waited = f"{window:.0f} s"
     if missing_groups:
         return (
             f"no asg-ready for group {', '.join(missing_groups)} within {waited}: not every desired "
@@ -392,6 +411,9 @@ def discovery_timeout_reason(cfg: Config, missing_groups: list[str], missing_hel
 
 
 HELLO_REPEAT_S = 15.0  # seconds between a waiting worker's hellos
+# Discovery ends this long before ClusterReadyTimeout runs out, counted from the bootstrap's start:
+# the WaitCondition's clock starts before the node boots, and the FAILURE signal needs time too.
+READY_MARGIN_S = 120.0
 
 
 def discover_as_worker(node: Node) -> list[Member]:
@@ -400,7 +422,8 @@ def discover_as_worker(node: Node) -> list[Member]:
     assert node.identity is not None
     me = node.identity
     hello = {"type": "hello", "role": WORKER, "instance_id": me.instance_id, "private_ip": me.private_ip, "gpus": node.gpus}
-    deadline = node.deadline(cfg.discovery_timeout_s)
+    window = node.discovery_window()
+    deadline = node.deadline(window)
     found: dict | None = None
     attempt, next_hello = 0, 0.0
     while found is None:
@@ -419,7 +442,7 @@ def discover_as_worker(node: Node) -> list[Member]:
                 found = newest(found, body)
         if found is None and node.left(deadline) <= 0:
             raise BootstrapFailure(
-                f"no member list naming {me.instance_id} within {cfg.discovery_timeout_s:.0f} s "
+                f"no member list naming {me.instance_id} within {window:.0f} s "
                 "(the master failed or is still waiting: see the stack events)"
             )
     return [Member(**m) for m in found["members"]]

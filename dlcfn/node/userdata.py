@@ -34,8 +34,8 @@ PYTHON_CANDIDATES = (
 )
 
 _VARIABLES = {
-    MASTER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "WorkerGroupName", "MinWorkers"),
-    WORKER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId"),
+    MASTER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "ReadyTimeout", "WorkerGroupName", "MinWorkers"),
+    WORKER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "ReadyTimeout"),
 }
 
 
@@ -63,6 +63,7 @@ def node_config(role: str) -> dict[str, object]:
         "worker_queue_url": "${WorkerQueueUrl}",
         "wait_handle_url": "${WaitHandleUrl}",
         "file_system_id": "${FileSystemId}",
+        "ready_timeout_s": "${ReadyTimeout}",  # discovery gives up (and says why) before the stack does
     }
     if role == MASTER:
         # One entry per Auto Scaling group the master waits for; a master group would add one.

@@ -378,3 +378,40 @@ def test_stack_userdata_configures_the_bootstrap(harness: Harness) -> None:
 
     ast.parse(shipped, feature_version=(3, 7))  # the minified copy still parses for AL2's Python
     assert shipped == cluster.shipped_bootstrap("worker").decode()
+
+
+def test_discovery_window_follows_the_stacks_ready_timeout(harness: Harness) -> None:
+    """Unset, discovery ends READY_MARGIN_S before ClusterReadyTimeout (which the UserData config
+    carries), counted from the run's start: the node says why before CloudFormation times out."""
+    config = harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=None)
+    assert config.ready_timeout_s == 3600  # the stack's ClusterReadyTimeout default, through UserData
+    now = [1000.0]
+    seams = Seams(clock=lambda: now[0])
+    node = bootstrap.Node(config=config, seams=seams)
+    now[0] += 100  # identity, credentials, the EFS mount
+    assert node.discovery_window() == 3600 - bootstrap.READY_MARGIN_S - 100
+    now[0] += 3600
+    assert node.discovery_window() == 60  # a floor: one more look at the queue
+    explicit = bootstrap.Node(config=harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=5), seams=seams)
+    assert explicit.discovery_window() == 5
+    bare = bootstrap.Node(config=harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=None, ready_timeout_s=0),
+                          seams=seams)
+    assert bare.discovery_window() == 1800
+
+
+def test_master_gives_up_before_the_stack_does(harness: Harness) -> None:
+    """ClusterReadyTimeout 300 s: no asg-ready ever comes, and the master signals FAILURE with the
+    reason within 300 - READY_MARGIN_S seconds of its start (a clock that moves 10 s per look)."""
+    import itertools
+    import re
+
+    ticks = itertools.count(0, 10)
+    seams = harness.seams(harness.cluster.master_id, harness.cluster.master_ip, MASTER_GPUS)
+    seams.clock = lambda: float(next(ticks))
+    config = harness.config(bootstrap.MASTER, harness.root("master"), discovery_timeout_s=None, ready_timeout_s=300, poll_wait_s=0)
+    result = bootstrap.run_bootstrap(config, seams)
+    waited = re.search(r"no asg-ready for group \S+ within (\d+) s", result.reason)
+    assert not result.ok and waited, result.reason
+    assert 60 <= int(waited.group(1)) <= 300 - bootstrap.READY_MARGIN_S
+    [signal] = harness.receiver.signals
+    assert signal.body["Status"] == "FAILURE"

@@ -25,6 +25,7 @@ SAMPLE = {
     "FileSystemId": "fs-0123456789abcdef0",
     "WorkerGroupName": "dl-cluster-with-a-rather-long-name-workers",
     "MinWorkers": "2",
+    "ReadyTimeout": "3600",
 }
 PLACEHOLDER = re.compile(r"\$\{([^!}][^}]*)\}")
 USERDATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -64,7 +65,7 @@ def test_config_written_by_the_script_is_a_valid_bootstrap_config(role: str) -> 
     assert config.region == "eu-west-1" and config.stack_name == PSEUDO["AWS::StackName"]
     assert config.master_queue_url == SAMPLE["MasterQueueUrl"]
     assert config.wait_handle_url == SAMPLE["WaitHandleUrl"]
-    assert config.file_system_id == SAMPLE["FileSystemId"]
+    assert config.file_system_id == SAMPLE["FileSystemId"] and config.ready_timeout_s == 3600
     if role == userdata.MASTER:
         assert config.wait_groups == [SAMPLE["WorkerGroupName"]] and config.min_workers == 2
 
