@@ -9,6 +9,10 @@ user's ~/.bashrc (bash does that for every command run by sshd; here root's pyen
 The pool owns one user key pair, a known_hosts file holding every host key, a hosts file and an
 ssh client config (for the `ssh` binary, e.g. MXNet's classic launcher).
 
+Two departures from a node's sshd, both because every host shares this machine's CPUs: `-r`
+(no re-exec per connection, see SshHostPool.reexec) and ECDSA keys (KEY_TYPE). AcceptEnv,
+MaxSessions and the key exchange are stock.
+
 Used by the tests, the benchmarks and the embedded local cluster. Every process a pool starts,
 and every process started through its hosts, is stopped by `stop()`.
 """
