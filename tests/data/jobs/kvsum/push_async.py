@@ -1,0 +1,22 @@
+"""dist_async: the servers apply every push as it arrives (an SGD step here, lr 1, so weight -=
+gradient) instead of waiting for all workers. Each worker pushes (rank + 1) * ones once, waits
+at a barrier until every worker has pushed, then pulls: every worker must read
+-sum(rank + 1 for every rank), whatever order the pushes arrived in (plain SGD steps commute)."""
+import json
+import os
+
+import mxnet as mx  # on a server or scheduler process this import runs its kvstore loop and exits
+
+kv = mx.kv.create(os.environ["DLCFN_KVSTORE"])
+assert kv.type == "dist_async", kv.type
+kv.set_optimizer(mx.optimizer.SGD(learning_rate=1.0, rescale_grad=1.0, wd=0.0, momentum=0.0))
+shape = (4, 5)
+kv.init(7, mx.nd.zeros(shape))
+kv.push(7, mx.nd.ones(shape) * (kv.rank + 1))
+kv._barrier()  # every worker's push has been applied once all have passed it
+weight = mx.nd.zeros(shape)
+kv.pull(7, out=weight)
+os.makedirs("out", exist_ok=True)
+with open(f"out/worker-{kv.rank}.json", "w") as f:
+    json.dump({"rank": kv.rank, "num_workers": kv.num_workers, "weight": weight.asnumpy().tolist()}, f)
+print(f"worker {kv.rank}/{kv.num_workers} pulled {weight.asnumpy()[0, 0]}", flush=True)
