@@ -257,6 +257,13 @@ def main() -> None:
     ap.add_argument("--rank", choices=sorted(RANK), default="sh", help="what each rank runs (default: a shell script)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.hosts.split(",")]
+    # dlcfn as installed: with its bytecode (see `make bytecode`; PYTHONDONTWRITEBYTECODE would
+    # otherwise have every submit compile dlcfn from source).
+    import compileall
+
+    import dlcfn
+
+    compileall.compile_dir(str(Path(dlcfn.__file__).parent), quiet=1)
     parent = Path.home() / ".cache" / "dlcfn-bench"
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(dir=parent))
