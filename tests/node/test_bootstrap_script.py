@@ -54,7 +54,9 @@ def processes() -> Iterator[list[subprocess.Popen]]:
 def start(
     processes: list[subprocess.Popen], cluster: MotoCluster, tmp: Path, name: str, role: str, config: dict
 ) -> subprocess.Popen:
-    script = tmp / f"bootstrap-{role}.py"
+    # One file per node: rewriting a shared one while the previous node's python still reads it
+    # gave that node a truncated script (a SyntaxError, then "no hello" on the master).
+    script = tmp / f"bootstrap-{name}.py"
     script.write_bytes(cluster.shipped_bootstrap(role))
     path = tmp / f"{name}.json"
     path.write_text(json.dumps({**cluster.node_config(role), **config, "root": str(tmp / name)}))

@@ -1,6 +1,6 @@
 """dist_async: the servers apply every push as it arrives (an SGD step here, lr 1, so weight -=
 gradient) instead of waiting for all workers. Each worker pushes (rank + 1) * ones once, waits
-at a barrier until every worker has pushed, then pulls: every worker must read
+until its push is applied and then at a barrier for the others, then pulls: every worker must read
 -sum(rank + 1 for every rank), whatever order the pushes arrived in (plain SGD steps commute)."""
 import json
 import os
@@ -13,7 +13,10 @@ kv.set_optimizer(mx.optimizer.SGD(learning_rate=1.0, rescale_grad=1.0, wd=0.0, m
 shape = (4, 5)
 kv.init(7, mx.nd.zeros(shape))
 kv.push(7, mx.nd.ones(shape) * (kv.rank + 1))
-kv._barrier()  # every worker's push has been applied once all have passed it
+# A push returns at once; its engine operation completes when the server has applied it and
+# answered. Only then the barrier: once every worker has passed it, every push has been applied.
+mx.nd.waitall()
+kv._barrier()
 weight = mx.nd.zeros(shape)
 kv.pull(7, out=weight)
 os.makedirs("out", exist_ok=True)
