@@ -43,7 +43,13 @@ def pack_dir(path: Path) -> Archive:
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         parts = Path(info.name).parts
-        return None if any(p in SKIP_DIRS for p in parts) else info
+        if any(p in SKIP_DIRS for p in parts):
+            return None
+        # No owner: files belong to whoever unpacks them. Kept, a root `tar -x` on a node would
+        # hand them to whichever local user has this machine's uid; watchdog.pl ignores it anyway.
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
 
     def pack(fmt: int) -> tuple[io.BytesIO, bool]:
         buf = io.BytesIO()

@@ -367,6 +367,11 @@ def test_pack_dir_is_simple_only_without_links_or_long_names(tmp_path: Path) -> 
     (src / "link").symlink_to("a.py")
     assert not pack_dir(src).simple  # tar unpacks links
     (src / "link").unlink()
+    import io
+    import tarfile
+
+    members = tarfile.open(fileobj=io.BytesIO(pack_dir(src).data), mode="r:").getmembers()
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}  # owned by whoever unpacks
     (src / ("x" * 120)).write_text("a name ustar cannot hold\n")
     archive = pack_dir(src)
     assert not archive.simple  # pax headers: tar
