@@ -2,8 +2,9 @@
 gradient) instead of waiting for all workers. Each worker pushes (rank + 1) * ones once, waits
 until its push is applied and then at a barrier for the others, then pulls: every worker must read
 -sum(rank + 1 for every rank), whatever order the pushes arrived in (plain SGD steps commute)."""
-import json
 import os
+
+from report import report
 
 import mxnet as mx  # on a server or scheduler process this import runs its kvstore loop and exits
 
@@ -19,7 +20,4 @@ mx.nd.waitall()
 kv._barrier()
 weight = mx.nd.zeros(shape)
 kv.pull(7, out=weight)
-os.makedirs("out", exist_ok=True)
-with open(f"out/worker-{kv.rank}.json", "w") as f:
-    json.dump({"rank": kv.rank, "num_workers": kv.num_workers, "weight": weight.asnumpy().tolist()}, f)
-print(f"worker {kv.rank}/{kv.num_workers} pulled {weight.asnumpy()[0, 0]}", flush=True)
+report(kv, "weight", weight)
