@@ -79,7 +79,7 @@ class JobLayout:
         q = shlex.quote
         user = " ".join(q(a) for a in argv)
         prep = f"{prepare.archive_size}:{int(prepare.gzip)}:{int(prepare.probe_port)}:{int(prepare.simple)}" if prepare else "-"
-        perl = f"exec perl -e {q(perl_watchdog_source())} {self.ctl} {q(name)} {grace:g} {self.work} {prep} {','.join(late_env) or '-'} {user}"
+        perl = f"exec perl -e {_perl_word()} {self.ctl} {q(name)} {grace:g} {self.work} {prep} {','.join(late_env) or '-'} {user}"
         if supervisor == "perl":
             return perl
         wait = f"read -r {' '.join(late_env)} || exit 97; export {' '.join(late_env)}; " if late_env else "read -r _go || exit 97; "
@@ -148,6 +148,12 @@ def parse_prepared(line: str, probe_port: bool) -> Prepared | None:
 @functools.cache
 def watchdog_source() -> str:
     return Path(watchdog.__file__).read_text()
+
+
+@functools.cache
+def _perl_word() -> str:
+    """perl_watchdog_source() quoted for the shell, once (it goes into every rank's command)."""
+    return shlex.quote(perl_watchdog_source())
 
 
 @functools.cache

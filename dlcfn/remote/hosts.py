@@ -100,7 +100,6 @@ class KnownHosts:
 
     def __init__(self, path: str) -> None:
         text = Path(path).read_text()
-        self.path = path
         self._plain: dict[str, list[tuple[str, str]]] = {}
         self._hashed: list[tuple[bytes, bytes, str, str]] = []  # salt, HMAC-SHA1 of the name, key type, base64 key
         self._revoked: set[str] = set()
@@ -120,13 +119,6 @@ class KnownHosts:
                     self._hashed.append((salt, digest, key_type, blob))
                 else:
                     self._plain.setdefault(name, []).append((key_type, blob))
-
-    @classmethod
-    def read(cls, path: str) -> "KnownHosts":
-        """The file's index, cached while the file is unchanged (the target checks and the fan-out
-        of one submit share it)."""
-        st = os.stat(path)
-        return _known_hosts_cached(path, st.st_mtime_ns, st.st_size, st.st_ino)
 
     def lookup(self, name: str) -> "dict[str, paramiko.PKey] | None":
         """{key type: key} listed for `name`, like paramiko.HostKeys.lookup; None when none."""
@@ -155,9 +147,11 @@ def _known_hosts_cached(path: str, mtime_ns: int, size: int, ino: int) -> KnownH
 
 
 def read_known_hosts(path: str) -> KnownHosts:
-    """KnownHosts.read, with an unreadable file as the user's error."""
+    """The file's index, cached while the file is unchanged (the target checks and the fan-out of
+    one submit share it); an unreadable file is the user's error."""
     try:
-        return KnownHosts.read(path)
+        st = os.stat(path)
+        return _known_hosts_cached(path, st.st_mtime_ns, st.st_size, st.st_ino)
     except (OSError, UnicodeDecodeError) as e:
         raise UserInputError(f"--known-hosts: cannot read {path} ({e.__class__.__name__})") from e
 
