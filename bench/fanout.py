@@ -247,6 +247,14 @@ def death_to_exit(b: Bench, n: int, job_id: str) -> float:
     return exited - float((stamps / "death").read_text())
 
 
+def cpu_probe() -> float:
+    """CPU seconds for a fixed loop: this VM's speed drifts by up to 2x over a day, and the start
+    times are CPU-bound, so the output says how fast the machine was (0.55-0.65 s: a fast stretch)."""
+    t = time.process_time()
+    sum(range(3 * 10**7))
+    return time.process_time() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", default="8,32,64")
@@ -274,7 +282,7 @@ def main() -> None:
         for h in pool.hosts:
             if b.account is not None and h.pid is not None:
                 b.account.add(h.pid)
-        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rank} ranks; "
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU probe {cpu_probe():.2f} s; {args.rank} ranks; "
               f"sshd {'re-exec per connection' if args.sshd_reexec else '-r'}; median of {args.repeat}")
         print("start time in s (CPU s of the whole launch: launcher, ssh clients, sshd, remote processes); "
               "ratio = peer / dlcfn")
@@ -293,6 +301,7 @@ def main() -> None:
             times = [death_to_exit(b, n, f"death-{n}-{i}-{r}") for r in range(args.repeat)]
             print(f"rank death -> dlcfn exit, everything stopped, {n} hosts: median {statistics.median(times):.2f} s "
                   f"(max {max(times):.2f} s)", flush=True)
+        print(f"CPU probe after: {cpu_probe():.2f} s")
     finally:
         pool.stop()
         if b.account is not None:
