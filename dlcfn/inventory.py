@@ -45,6 +45,9 @@ class ClusterState:
     known_hosts: str = ""  # path to a known_hosts file holding every node's host key
     host_key_note: str = ""  # why some nodes' host keys are not in known_hosts ("" when all are)
     shared_dir: str = ""  # EFS mount point on the nodes (local: a shared directory)
+    # The interpreter jobs run with on the nodes unless the job names one (the stack's framework
+    # venv); "" (a state file from before it was recorded): python3 on PATH.
+    node_python: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
 

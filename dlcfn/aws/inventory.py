@@ -23,6 +23,7 @@ from typing import Any
 from dlcfn.aws.session import AwsSession, aws_errors
 from dlcfn.blueprint import names
 from dlcfn.inventory import MASTER, WORKER, ClusterState, Node
+from dlcfn.node.userdata import node_python
 
 _BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
 _END = "-----END SSH HOST KEY KEYS-----"
@@ -41,6 +42,7 @@ class Access:
 def build_state(session: AwsSession, stack: dict[str, Any], access: Access) -> ClusterState:
     name = stack["StackName"]
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     with aws_errors(f"read the nodes of {name!r}"):
         master_id = outputs.get(names.O_MASTER_INSTANCE_ID) or _physical_id(session, name, names.MASTER_INSTANCE)
         worker_ids = _group_instances(session, name, outputs)
@@ -61,6 +63,8 @@ def build_state(session: AwsSession, stack: dict[str, Any], access: Access) -> C
         ssh_key=access.ssh_key,
         known_hosts=str(access.known_hosts),
         shared_dir="/shared",
+        # A stack from before the framework parameters has neither: python3, as its nodes had.
+        node_python=node_python(params.get(names.P_GPU_FRAMEWORK, ""), params.get(names.P_CPU_FRAMEWORK, "")),
         outputs=outputs,
         nodes=nodes,
     )

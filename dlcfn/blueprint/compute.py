@@ -29,16 +29,19 @@ def _userdata_values() -> dict[str, object]:
         "MasterQueueUrl": Ref(names.MASTER_QUEUE), "WorkerQueueUrl": Ref(names.WORKER_QUEUE),
         "WaitHandleUrl": Ref(names.WAIT_HANDLE), "FileSystemId": file_system_id(), "ReadyTimeout": Ref(names.P_WAIT_TIMEOUT),
         "WorkerGroupName": Sub(WORKER_GROUP_NAME), "MinWorkers": Ref(names.P_MIN_WORKERS),
+        "GpuFrameworkPackages": Ref(names.P_GPU_FRAMEWORK), "CpuFrameworkPackages": Ref(names.P_CPU_FRAMEWORK),
     }
 
 
 def node_script(role: str) -> str:
-    """The node's UserData script with bootstrap.py minified: two full copies (master, worker)
-    would not fit create_stack's 51,200-byte TemplateBody limit."""
+    """The node's UserData script with bootstrap.py minified and the script's indented comments
+    dropped: two full copies (master, worker) would not fit create_stack's 51,200-byte
+    TemplateBody limit. The header comment stays, for whoever reads the UserData on a node."""
     script, blob = render_userdata(role), bootstrap_blob()
     if blob not in script:
         raise ValueError("render_userdata no longer embeds bootstrap_blob(); update node_script")
-    return script.replace(blob, packed(minify(bootstrap_source().decode())))
+    script = script.replace(blob, packed(minify(bootstrap_source().decode())))
+    return "".join(line for n, line in enumerate(script.splitlines(keepends=True)) if n < 3 or not line.lstrip().startswith("#"))
 
 
 def userdata(role: str) -> Base64:

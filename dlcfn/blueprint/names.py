@@ -53,6 +53,8 @@ P_SPOT = "SpotWorkers"
 P_PLACEMENT_GROUP = "UsePlacementGroup"
 P_AMI_PARAMETER = "AmiSsmParameter"
 P_WAIT_TIMEOUT = "ClusterReadyTimeout"
+P_GPU_FRAMEWORK = "GpuFrameworkPackages"
+P_CPU_FRAMEWORK = "CpuFrameworkPackages"
 
 # Conditions
 C_CREATE_NETWORK = "CreateNetwork"

@@ -10,8 +10,8 @@ from troposphere import And, Condition, Equals, Not, Parameter, Ref, Template
 
 from dlcfn.blueprint import names
 from dlcfn.blueprint.target import Target
-from dlcfn.spec.cluster import (CIDR_PATTERN, DEFAULT_AMI_PARAMETER, EFS_PERFORMANCE_MODES, MASTER_TYPES, MAX_WORKERS,
-                                WORKER_TYPES, ClusterSpec)
+from dlcfn.spec.cluster import (CIDR_PATTERN, DEFAULT_AMI_PARAMETER, DEFAULT_CPU_FRAMEWORK, DEFAULT_GPU_FRAMEWORK,
+                                EFS_PERFORMANCE_MODES, MASTER_TYPES, MAX_WORKERS, PACKAGES_PATTERN, WORKER_TYPES, ClusterSpec)
 
 # moto's SSM holds the Amazon Linux public parameters but not the Deep Learning AMI's (and
 # refuses to create names under /aws/), so the moto variant defaults to one it has.
@@ -28,6 +28,12 @@ def _ami_parameter(spec: ClusterSpec, target: Target) -> str:
     if target is Target.MOTO and spec.ami_ssm_parameter == DEFAULT_AMI_PARAMETER:
         return MOTO_AMI_PARAMETER
     return spec.ami_ssm_parameter
+
+
+def _framework(value: str, default: str, target: Target) -> str:
+    """The moto variant's nodes are the local cluster's hosts, which already run dlcfn's Python
+    with MXNet (as an AMI with its framework would): unless asked, they install nothing."""
+    return "" if target is Target.MOTO and value == default else value
 
 
 def add_parameters(t: Template, spec: ClusterSpec, target: Target = Target.AWS) -> None:
@@ -72,6 +78,11 @@ def add_parameters(t: Template, spec: ClusterSpec, target: Target = Target.AWS) 
                       Description=what))
     add(Parameter(names.P_WAIT_TIMEOUT, Type="Number", Default=str(spec.wait_timeout), MinValue=300, MaxValue=43200,
                   Description="Seconds to wait for the master's cluster-ready signal."))
+    for name, value, default, nodes in ((names.P_GPU_FRAMEWORK, spec.gpu_framework_packages, DEFAULT_GPU_FRAMEWORK, "GPU"),
+                                        (names.P_CPU_FRAMEWORK, spec.cpu_framework_packages, DEFAULT_CPU_FRAMEWORK, "CPU-only")):
+        add(Parameter(name, Type="String", Default=_framework(value, default, target), AllowedPattern=PACKAGES_PATTERN,
+                      ConstraintDescription="pip requirements, space-separated",
+                      Description=f"pip requirements {nodes} nodes install at boot; empty: none"))
 
 
 def add_rules(t: Template) -> None:

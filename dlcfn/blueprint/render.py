@@ -2,10 +2,12 @@
 serialises it, and `python -m dlcfn.blueprint.render DIR` writes DIR/dlcfn-cluster.{json,yaml}
 (the default rendering, `make templates`).
 
-Target.MOTO differs from Target.AWS in three places only, each where moto cannot take the AWS
+Target.MOTO differs from Target.AWS in four places only, three where moto cannot take the AWS
 form: the default zone is "<region>a" instead of `Select(0, GetAZs(""))` (moto answers GetAZs
 with us-east-1's zones), the WaitCondition is left out (moto does not model it), and the AMI's
-SSM parameter defaults to an Amazon Linux one (moto's SSM has no Deep Learning AMI parameters).
+SSM parameter defaults to an Amazon Linux one (moto's SSM has no Deep Learning AMI parameters);
+and one for the local cluster, whose hosts already run dlcfn's Python with MXNet: the framework
+package lists default to empty (its nodes install nothing unless asked).
 
 Other moto gaps need no variant, the resources are simply not modelled there: SNS
 subscriptions and SecurityGroupEgress are skipped, and instances get no public IP (the public

@@ -63,6 +63,7 @@ def _submit(spec, targets, dry_run: bool, job_id: str, store) -> None:  # type: 
     from dlcfn.launch.plan import make_plan
     from dlcfn.launch.run import JobRun, SubmitOptions
 
+    spec = spec.with_python(targets.python)
     plan = make_plan(spec, targets.hosts, job_id)
     workers = {}
     for p in plan.processes:
@@ -99,6 +100,8 @@ def _print_plan(spec, plan, origin: str) -> None:  # type: ignore[no-untyped-def
     for p in plan.processes:
         h = plan.hosts[p.host]
         click.echo(f"  {p.name:<14} on {h.name} (DMLC_NODE_HOST={h.address})")
+    why = "the job's python" if spec.python_given else ("the cluster's node python" if spec.python != "python3" else "default")
+    click.echo(f"  python {spec.python} ({why})")
     click.echo(f"  command: {' '.join(command(spec))}  (in {JobLayout(plan.job_id).work.strip(chr(34))})")
     click.echo("dry run: nothing was started")
 

@@ -46,6 +46,8 @@ _SPEC_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--image-id", {"help": "AMI id (default: the Deep Learning AMI from SSM)."}),
     ("--ami-ssm-parameter", {"help": "SSM parameter that holds the AMI id."}),
     ("--wait-timeout", {"metavar": "SECONDS", "help": "Seconds the stack waits for the cluster-ready signal."}),
+    ("--gpu-framework-packages", {"metavar": "REQS", "help": "pip requirements GPU nodes install at boot, space-separated ('' for none)."}),
+    ("--cpu-framework-packages", {"metavar": "REQS", "help": "pip requirements nodes without GPUs install at boot ('' for none)."}),
     ("--spot", {"is_flag": True, "default": None, "help": "Spot workers."}),
     ("--placement-group", {"is_flag": True, "default": None, "help": "Workers in a cluster placement group."}),
 ]

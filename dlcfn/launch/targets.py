@@ -22,6 +22,7 @@ class Targets:
     shared_dir: str = ""  # set when the hosts share a file system
     origin: str = ""  # "hosts file X" / "cluster X", for messages
     early: EarlySockets | None = None  # TCP connections already started; close() when not used
+    python: str = ""  # the hosts' interpreter for jobs that name none ("": python3 on PATH)
 
     def close(self) -> None:
         if self.early is not None:
@@ -80,7 +81,7 @@ def from_cluster(name: str, early_connect: bool = False) -> Targets:
     def check() -> Targets:
         _load_key(Path(state.ssh_key))
         check_known_hosts([s.target for s in slots])
-        return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}")
+        return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}", python=state.node_python)
 
     return _with_early_sockets([jump], check, early_connect)  # the workers are reached through the jump host
 

@@ -1,7 +1,8 @@
 """Node bootstrap: what every cluster instance runs once at boot, from UserData.
 
 Owns the boot pipeline of one node: identity (IMDSv2) -> instance-role credentials -> EFS mount
--> GPU count (nvidia-smi) -> discovery over SQS -> cluster files -> WaitCondition signal.
+-> GPU count (nvidia-smi) -> framework (pip into a venv) -> discovery over SQS -> cluster files
+-> WaitCondition signal.
 Master: waits for `asg-ready` of every group in `wait_groups` and a `hello` from every instance
 those list, writes the files, posts the member list to the worker queue, signals SUCCESS.
 Worker: posts its `hello`, reads the newest member list that names it, writes the same files.
@@ -12,7 +13,8 @@ second run, reads the same member list; files are rewritten whole, never appende
 Shipped to instances as one file: stdlib + boto3 only. Runnable as
 `python3 bootstrap.py --role master|worker --config FILE.json`, callable as
 `run_bootstrap(config, seams)`; every path sits under `config.root` and every contact with the
-machine (identity, GPUs, mount, signal, clock) is a seam, for tests and the local cluster.
+machine (identity, GPUs, mount, venv and pip, signal, clock) is a seam, for tests and the local
+cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -82,6 +85,18 @@ class Config:
     # The master is the only reader of its queue: hiding what it has seen makes each receive
     # return new messages; they reappear for a second run after this many seconds.
     master_visibility_s: int = 30
+    # The framework: pip requirements (space-separated) for nodes with GPUs and for nodes without,
+    # installed into `framework_venv` before discovery. Both empty: nothing is installed (the AMI
+    # has its framework) and jobs use python3. One empty: those nodes get a venv that sees the
+    # system's packages, so the interpreter path the stack reports exists on every node.
+    gpu_framework_packages: str = ""
+    cpu_framework_packages: str = ""
+    framework_venv: str = "/opt/dlcfn/venv"  # userdata.FRAMEWORK_PYTHON is its bin/python
+    framework_module: str = "mxnet"  # imported after the install: a bad wheel fails the boot, not the first job
+    venv_python: str = "/usr/bin/python3"  # the distribution's Python, which the pinned wheels support
+    pip_options: list = field(default_factory=list)  # extra `pip install` options (tests: --no-index --find-links DIR)
+    pip_attempts: int = 4
+    pip_backoff_s: float = 15.0  # doubles after every failed attempt
 
     def path(self, name: str) -> Path:
         return Path(self.root) / getattr(self, name).lstrip("/")
@@ -183,11 +198,26 @@ def put_signal(url: str, body: dict) -> None:
     urllib.request.urlopen(req, timeout=30).close()
 
 
+def run_tool(cmd: list, timeout: float) -> None:
+    """Run a command, its output to the log; a failure raises with its last error line (pip's
+    last `ERROR:` line says what it could not do)."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0))
+    except subprocess.TimeoutExpired as e:
+        raise OSError(f"{' '.join(cmd[:4])} timed out after {timeout:.0f} s") from e
+    lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+    log.info("%s: exit %d\n%s", " ".join(cmd[:4]), out.returncode, "\n".join(lines[-40:]))
+    if out.returncode != 0:
+        errors = [ln for ln in lines if ln.startswith("ERROR:")] or lines or ["no output"]
+        raise OSError(f"exit {out.returncode}: {errors[-1][:400]}")
+
+
 @dataclass
 class Seams:
     identity: Callable[[], Identity] = imds_identity
     gpu_count: Callable[[], int] = nvidia_gpu_count
     mount: Callable[[str, Path, str], None] = mount_efs
+    run: Callable[[list, float], None] = run_tool  # venv, pip and the framework's import check
     signal: Callable[[str, dict], None] = put_signal
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
@@ -201,6 +231,7 @@ class Node:
     seams: Seams
     identity: Identity | None = None
     gpus: int = 0
+    python: str = "python3"  # what jobs run with: the framework venv's interpreter once installed
     step: str = "start"
     session: object = None  # boto3 Session, set once credentials resolve
     clients: dict = field(default_factory=dict)
@@ -251,6 +282,8 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
         mount_with_retries(node)
         node.step = "gpu count"
         node.gpus = node.seams.gpu_count()
+        node.step = "framework install"
+        node.python = install_framework(node)
         node.step = "discovery"
         members = discover_as_master(node) if role == MASTER else discover_as_worker(node)
         node.step = "cluster files"
@@ -339,6 +372,55 @@ def mount_with_retries(node: Node) -> None:
         f"mounting EFS {cfg.file_system_id} at {cfg.efs_mount} failed {cfg.mount_attempts} times "
         f"(check the mount target's security group allows NFS 2049 from the nodes): {last}"
     )
+
+
+def install_framework(node: Node) -> str:
+    """pip-install the node's framework list into the venv (retried: it needs the network) and
+    import it; returns the interpreter jobs should use. Bounded by the discovery window, so a
+    stuck install still fails with a reason before the stack's timeout."""
+    cfg = node.config
+    gpu, cpu = cfg.gpu_framework_packages.split(), cfg.cpu_framework_packages.split()
+    if not gpu and not cpu:
+        log.info("no framework packages configured: jobs use the AMI's python3")
+        return "python3"
+    packages, venv = gpu if node.gpus else cpu, cfg.path("framework_venv")
+    python, deadline = str(venv / "bin" / "python"), node.deadline(node.discovery_window())
+    delay, last = cfg.pip_backoff_s, ""
+    for attempt in range(1, cfg.pip_attempts + 1):
+        try:
+            if not (venv / "bin" / "pip").exists():  # pip is the last thing venv creates
+                make_venv(node, venv, not packages)
+            if packages:  # on a second run pip finds them satisfied and does nothing
+                node.seams.run([python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                                *cfg.pip_options, *packages], node.left(deadline))
+            break
+        except Exception as e:  # network, mirror or wheel trouble: keep pip's line for the reason
+            last = str(e)
+            log.warning("framework install attempt %d/%d failed: %s", attempt, cfg.pip_attempts, last)
+        if attempt == cfg.pip_attempts or node.left(deadline) <= delay:
+            raise BootstrapFailure(f"pip install {' '.join(packages)} failed {attempt} times: {last}")
+        node.seams.sleep(delay)
+        delay *= 2
+    if packages:  # a wheel that does not import fails the boot, not the first job
+        try:
+            node.seams.run([python, "-c", "import " + cfg.framework_module], 600)
+        except OSError as e:
+            raise BootstrapFailure(f"import {cfg.framework_module} failed after pip install {' '.join(packages)}: {e}") from e
+    return python
+
+
+def make_venv(node: Node, venv: Path, system_site: bool) -> None:
+    """A venv of the distribution's Python; a node whose own list is empty gets one that sees the
+    system's packages, so that the interpreter path is the same on every node."""
+    cmd = [node.config.venv_python, "-m", "venv", "--clear", *(["--system-site-packages"] * system_site), str(venv)]
+    try:
+        node.seams.run(cmd, 600)
+    except OSError:
+        if not shutil.which("apt-get"):
+            raise
+        # Ubuntu's python3 has no ensurepip until python3-venv is installed.
+        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "python3-venv"], cmd):
+            node.seams.run(step, 600)
 
 
 def receive_all(node: Node, queue_url: str, visibility: int, deadline: float) -> list[dict]:
@@ -472,7 +554,7 @@ def write_cluster_files(node: Node, members: list[Member]) -> list[Path]:
         cfg.path("hosts_file"): render_hosts_file(members),
         cfg.path("etc_hosts"): replace_block(read_text(cfg.path("etc_hosts")), etc_hosts_lines(members)),
         cfg.path("cluster_file"): render_cluster_file(cfg, members),
-        cfg.path("env_profile"): render_env_profile(cfg, me, members),
+        cfg.path("env_profile"): render_env_profile(cfg, me, members, node.python),
     }
     if cfg.file_system_id:  # so a reboot mounts EFS again (UserData runs on the first boot only)
         files[cfg.path("fstab")] = replace_block(read_text(cfg.path("fstab")), fstab_lines(cfg))
@@ -514,7 +596,7 @@ def render_cluster_file(cfg: Config, members: list[Member]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def render_env_profile(cfg: Config, me: Member, members: list[Member]) -> str:
+def render_env_profile(cfg: Config, me: Member, members: list[Member], python: str = "python3") -> str:
     efs = str(cfg.path("efs_mount")) if cfg.file_system_id else ""
     workers = [m for m in members if m.role == WORKER]
     env = {
@@ -535,6 +617,7 @@ def render_env_profile(cfg: Config, me: Member, members: list[Member]) -> str:
         "DLCFN_HOSTS_FILE": str(cfg.path("hosts_file")),
         "DLCFN_CLUSTER_FILE": str(cfg.path("cluster_file")),
         "DLCFN_EFS_MOUNT": efs,
+        "DLCFN_PYTHON": python,
         # The classic Deep Learning CloudFormation template's names: its hosts file lists
         # every node, master included, so the count does too.
         "DEEPLEARNING_WORKERS_COUNT": str(len(members)),
@@ -544,6 +627,8 @@ def render_env_profile(cfg: Config, me: Member, members: list[Member]) -> str:
     }
     lines = ["# dlcfn cluster environment: rewritten by the dlcfn bootstrap on every run."]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    if python != "python3":  # logins get the framework venv's python, pip and tools first
+        lines.append(f'export PATH={shlex.quote(str(Path(python).parent))}:"$PATH"')
     return "\n".join(lines) + "\n"
 
 

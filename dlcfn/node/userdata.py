@@ -22,6 +22,9 @@ ROLES = (MASTER, WORKER)
 # Where the node keeps its copy of the bootstrap, its config and its log.
 INSTALL_DIR = "/opt/dlcfn"
 LOG_FILE = "/var/log/dlcfn-bootstrap.log"
+# The interpreter of the virtualenv the bootstrap installs the framework into
+# (bootstrap.Config.framework_venv, see node_python).
+FRAMEWORK_PYTHON = INSTALL_DIR + "/venv/bin/python"
 
 # Interpreters tried in order: the first that can import boto3 runs the bootstrap. The Deep
 # Learning AMIs ship boto3 in their conda/venv Pythons; the system Python may lack it.
@@ -33,15 +36,25 @@ PYTHON_CANDIDATES = (
     "/usr/local/bin/python3",
 )
 
-_VARIABLES = {
-    MASTER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "ReadyTimeout", "WorkerGroupName", "MinWorkers"),
-    WORKER: ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "ReadyTimeout"),
-}
+_COMMON = ("MasterQueueUrl", "WorkerQueueUrl", "WaitHandleUrl", "FileSystemId", "ReadyTimeout", "GpuFrameworkPackages",
+           "CpuFrameworkPackages")
+_VARIABLES = {MASTER: _COMMON + ("WorkerGroupName", "MinWorkers"), WORKER: _COMMON}
 
 
 def userdata_variables(role: str) -> tuple[str, ...]:
     """The non-pseudo `${Name}` placeholders that `render_userdata(role)` uses."""
     return _VARIABLES[_check_role(role)]
+
+
+def node_python(gpu_packages: str, cpu_packages: str) -> str:
+    """The Python jobs run with on nodes booted with these framework lists (the stack's
+    GpuFrameworkPackages and CpuFrameworkPackages), as bootstrap.install_framework decides it.
+
+    Derived by the client from the stack's parameters rather than read from a template Output:
+    a stack from before the parameters existed then simply means python3, and the template
+    keeps its bytes for the 51,200-byte TemplateBody limit it is close to.
+    """
+    return FRAMEWORK_PYTHON if (gpu_packages.split() or cpu_packages.split()) else "python3"
 
 
 def bootstrap_source() -> bytes:
@@ -64,6 +77,9 @@ def node_config(role: str) -> dict[str, object]:
         "wait_handle_url": "${WaitHandleUrl}",
         "file_system_id": "${FileSystemId}",
         "ready_timeout_s": "${ReadyTimeout}",  # discovery gives up (and says why) before the stack does
+        # The node picks one list by its GPU count (see bootstrap.install_framework).
+        "gpu_framework_packages": "${GpuFrameworkPackages}",
+        "cpu_framework_packages": "${CpuFrameworkPackages}",
     }
     if role == MASTER:
         # One entry per Auto Scaling group the master waits for; a master group would add one.

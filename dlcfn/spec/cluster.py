@@ -46,6 +46,15 @@ REGIONS = (
 )
 EFS_PERFORMANCE_MODES = ("generalPurpose", "maxIO")
 DEFAULT_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+# The default AMI has drivers and CUDA but no framework: the node bootstrap pip-installs one of these
+# into its own virtualenv, by the node's GPU count (the CUDA build does not import without a driver).
+# numpy stays pinned: mxnet 1.9.1 breaks with numpy 1.24+.
+DEFAULT_GPU_FRAMEWORK = "mxnet-cu112==1.9.1 numpy==1.23.5"
+DEFAULT_CPU_FRAMEWORK = "mxnet==1.9.1 numpy==1.23.5"
+# Space-separated pip requirements, each starting with a letter or digit (so never a pip option),
+# without shell metacharacters: the text becomes a command line on every node. Also the
+# template parameters' AllowedPattern.
+PACKAGES_PATTERN = r"^$|^[A-Za-z0-9][A-Za-z0-9._+=~,-]*( [A-Za-z0-9][A-Za-z0-9._+=~,-]*)*$"
 
 EFS_ID = re.compile(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$")
 IMAGE_ID = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -66,6 +75,7 @@ FLAGS: dict[str, str] = {
     "efs_id": "--efs-id", "efs_performance_mode": "--efs-performance-mode",
     "root_volume_gb": "--root-volume-gb", "spot": "--spot", "placement_group": "--placement-group",
     "image_id": "--image-id", "ami_ssm_parameter": "--ami-ssm-parameter", "wait_timeout": "--wait-timeout",
+    "gpu_framework_packages": "--gpu-framework-packages", "cpu_framework_packages": "--cpu-framework-packages",
 }
 
 
@@ -92,6 +102,10 @@ class ClusterSpec:
     image_id: str = ""
     ami_ssm_parameter: str = DEFAULT_AMI_PARAMETER
     wait_timeout: int = 3600  # seconds the stack waits for the master's "cluster ready" signal
+    # pip requirements the nodes install at boot (GPU nodes / nodes without GPUs); "" installs
+    # nothing and jobs use the AMI's python3 (an AMI that has its framework).
+    gpu_framework_packages: str = DEFAULT_GPU_FRAMEWORK
+    cpu_framework_packages: str = DEFAULT_CPU_FRAMEWORK
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -125,12 +139,20 @@ class ClusterSpec:
             names.P_AMI_PARAMETER: "" if self.ami_ssm_parameter == DEFAULT_AMI_PARAMETER else self.ami_ssm_parameter,
             names.P_WAIT_TIMEOUT: str(self.wait_timeout),
         }
-        return {k: v for k, v in values.items() if v != ""}
+        given = {k: v for k, v in values.items() if v != ""}
+        # Left to the template's default unless changed (the moto variant's installs nothing, for
+        # the local cluster); here "" is a value: install nothing.
+        for name, value, default in ((names.P_GPU_FRAMEWORK, self.gpu_framework_packages, DEFAULT_GPU_FRAMEWORK),
+                                     (names.P_CPU_FRAMEWORK, self.cpu_framework_packages, DEFAULT_CPU_FRAMEWORK)):
+            if value != default:
+                given[name] = value
+        return given
 
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ClusterSpec) if f.name != "tags")
 _INT_FIELDS = ("workers", "min_workers", "root_volume_gb", "wait_timeout")
 _BOOL_FIELDS = ("spot", "placement_group")
+_PACKAGE_FIELDS = ("gpu_framework_packages", "cpu_framework_packages")
 
 
 # -- rules -----------------------------------------------------------------------------------
@@ -215,6 +237,12 @@ def rule_sizes(spec: ClusterSpec) -> list[Finding]:
         doc, "wait_timeout", spec.wait_timeout, 300, 43200)
 
 
+def rule_framework_packages(spec: ClusterSpec) -> list[Finding]:
+    return [f for path in _PACKAGE_FIELDS if not re.match(PACKAGES_PATTERN, getattr(spec, path))
+            for f in _f(path, f"{getattr(spec, path)!r} is not a list of pip requirements; give them separated by spaces, "
+                              "each like name or name==version (letters, digits, . _ - + = ~ ,), e.g. mxnet==1.9.1 numpy==1.23.5")]
+
+
 def rule_key_name_required(spec: ClusterSpec) -> list[Finding]:
     """Not in RULES: create-stack adds it (a template renders fine without a key pair)."""
     return [] if spec.key_name else _f("key_name", "is required to SSH to the cluster; name an EC2 key pair of the region")
@@ -226,7 +254,7 @@ def rule_ssh_cidr_required(spec: ClusterSpec) -> list[Finding]:
 
 
 RULES: tuple[Rule, ...] = (rule_workers, rule_min_workers, rule_instance_types, rule_ssh_cidr, rule_region,
-                           rule_ids, rule_byo_network, rule_efs_mode, rule_sizes)
+                           rule_ids, rule_byo_network, rule_efs_mode, rule_sizes, rule_framework_packages)
 
 
 def validate_cluster(spec: ClusterSpec, *, require_key_name: bool = False, require_ssh_cidr: bool = False) -> list[Finding]:
@@ -246,6 +274,11 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _BOOL_FIELDS and isinstance(value, str):
         lowered = value.strip().lower()
         return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(lowered, value)
+    if name in _PACKAGE_FIELDS and isinstance(value, (str, list)):
+        # One line of single-space-separated requirements, whether typed with more spaces, folded
+        # in YAML or given as a YAML list.
+        words = value.split() if isinstance(value, str) else [str(v) for v in value]
+        return " ".join(words)
     if name not in _INT_FIELDS and name not in _BOOL_FIELDS and value is not None and not isinstance(value, str):
         return str(value)
     return value

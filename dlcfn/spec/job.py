@@ -7,6 +7,7 @@ the network or starts a process: a spec that fails here leaves no trace anywhere
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Callable
@@ -69,7 +70,12 @@ class JobSpec:
     timeout: int = 0  # seconds; 0 = no limit
     results: list[str] = field(default_factory=list)
     python: str = "python3"  # the interpreter on the hosts (a virtualenv's python, for example)
+    python_given: bool = False  # `python:` is in the job file (else the cluster's may replace python3)
     source: str = ""  # the job file, for messages
+
+    def with_python(self, default: str) -> "JobSpec":
+        """This job with `default` (the hosts' interpreter, "" for none) unless its file names one."""
+        return self if self.python_given or not default else dataclasses.replace(self, python=default)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -241,6 +247,7 @@ def _build(data: dict[str, Any], path: Path) -> JobSpec:
         timeout=data.get("timeout", 0),
         results=list(data.get("results") or []),
         python=data.get("python", "python3"),
+        python_given="python" in data,
         source=str(path),
     )
 

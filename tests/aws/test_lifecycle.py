@@ -14,6 +14,7 @@ from minicluster import MiniSpec
 from dlcfn.aws.session import StackExists
 from dlcfn.blueprint import names
 from dlcfn.inventory import load_state
+from dlcfn.node.userdata import FRAMEWORK_PYTHON
 from dlcfn.provider import CreateRequest, UpdateRequest
 
 
@@ -112,11 +113,14 @@ def test_blueprint_stack_create_update_delete_leaves_nothing(moto: None, aws_env
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     boto3.client("ssm").put_parameter(Name="/dlcfn/test/ami-id", Value=ami, Type="String")  # moto has no DLAMI parameter
     before = snapshot()
-    spec = cluster_spec_from_options({"workers": "2", "key_name": "k", "ssh_cidr": "203.0.113.7/32", "ami_ssm_parameter": "/dlcfn/test/ami-id"},
+    spec = cluster_spec_from_options({"workers": "2", "key_name": "k", "ssh_cidr": "203.0.113.7/32", "ami_ssm_parameter": "/dlcfn/test/ami-id",
+                                      "gpu_framework_packages": "", "cpu_framework_packages": "mxnet==1.9.1"},
                                      None, require_key_name=True)
     provider = AwsProvider(home=Home(aws_env), session=AwsSession.open(AwsTarget()), target="moto")
     state = provider.create(CreateRequest(name="real", spec=spec), progress)
     assert [n.name for n in state.nodes] == ["master", "worker-1", "worker-2"]
+    # From the stack's framework parameters (an empty one included): the venv's python on the nodes.
+    assert state.node_python == FRAMEWORK_PYTHON
     master, workers = state.master, state.workers
     assert master is not None and all(not w.public_ip for w in workers)  # workers in the private subnet
     assert state.outputs[names.O_MASTER_PRIVATE_IP] == master.private_ip
@@ -125,6 +129,7 @@ def test_blueprint_stack_create_update_delete_leaves_nothing(moto: None, aws_env
     stack = boto3.client("cloudformation").describe_stacks(StackName="real")["Stacks"][0]
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert (params[names.P_WORKER_COUNT], params[names.P_MIN_WORKERS]) == ("4", "4")
+    assert (params[names.P_GPU_FRAMEWORK], params[names.P_CPU_FRAMEWORK]) == ("", "mxnet==1.9.1") and updated.node_python == FRAMEWORK_PYTHON
     report = provider.delete("real", progress)
     assert report.existed and all(x.outcome.value == "deleted" for x in report.leftovers)
     assert snapshot() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,26 @@ def test_moto_variant_differs_only_where_moto_needs_it() -> None:
     assert moto["Resources"][names.PUBLIC_SUBNET]["Properties"]["AvailabilityZone"]["Fn::If"][2] == {"Fn::Sub": "${AWS::Region}a"}
     assert "Fn::GetAZs" not in json.dumps(moto)
     changed_params = {k for k in moto["Parameters"] if moto["Parameters"][k] != aws["Parameters"][k]}
-    assert changed_params == {names.P_AMI_PARAMETER}
+    assert changed_params == {names.P_AMI_PARAMETER, names.P_GPU_FRAMEWORK, names.P_CPU_FRAMEWORK}
     assert moto["Parameters"][names.P_AMI_PARAMETER]["Default"] == MOTO_AMI_PARAMETER
+    # The local cluster's hosts have MXNet already: its nodes install nothing unless asked.
+    assert moto["Parameters"][names.P_GPU_FRAMEWORK]["Default"] == moto["Parameters"][names.P_CPU_FRAMEWORK]["Default"] == ""
+
+
+def test_framework_parameters_reach_every_nodes_userdata() -> None:
+    t = template_dict(ClusterSpec())
+    gpu, cpu = t["Parameters"][names.P_GPU_FRAMEWORK], t["Parameters"][names.P_CPU_FRAMEWORK]
+    assert (gpu["Default"], cpu["Default"]) == ("mxnet-cu112==1.9.1 numpy==1.23.5", "mxnet==1.9.1 numpy==1.23.5")
+    assert gpu["Type"] == cpu["Type"] == "String" and gpu["Description"] and gpu["ConstraintDescription"]
+    pattern = re.compile(gpu["AllowedPattern"])
+    assert pattern.match("") and pattern.match(gpu["Default"]) and pattern.match("torch==2.3.1+cu121 numpy~=1.26")
+    for bad in ("mxnet; reboot", "mxnet $(id)", "mxnet|sh", "numpy<1.24", " mxnet", "mxnet  numpy", "--pre mxnet", 'a"b', "a\nb"):
+        assert not pattern.match(bad), bad
+    assert template_dict(ClusterSpec(cpu_framework_packages=""))["Parameters"][names.P_CPU_FRAMEWORK]["Default"] == ""
+    for title in (names.MASTER_LAUNCH_TEMPLATE, names.WORKER_LAUNCH_TEMPLATE):
+        text, values = t["Resources"][title]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+        assert '"gpu_framework_packages": "${GpuFrameworkPackages}"' in text and '"cpu_framework_packages": "${CpuFrameworkPackages}"' in text
+        assert values["GpuFrameworkPackages"] == {"Ref": names.P_GPU_FRAMEWORK} and values["CpuFrameworkPackages"] == {"Ref": names.P_CPU_FRAMEWORK}
 
 
 @pytest.mark.parametrize("module", ["asg_monitor.py", "bootstrap.py"])
@@ -110,6 +129,9 @@ def test_minified_code_is_the_same_program(module: str) -> None:
     assert ast.dump(ast.parse(small)) == ast.dump(ast.parse(minify(small)))  # idempotent
     stripped = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)]
     assert [f.name for f in stripped] == [f.name for f in ast.walk(ast.parse(small)) if isinstance(f, ast.FunctionDef)]
+    # Function annotations go (nothing evaluates them); dataclass fields keep theirs (they define the fields).
+    assert "def left(self, deadline):" in small or module != "bootstrap.py"
+    assert "\n role: str\n" in small or module != "bootstrap.py"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -373,6 +373,8 @@ def test_stack_userdata_configures_the_bootstrap(harness: Harness) -> None:
         assert config["file_system_id"] == cluster.file_system_id and config["region"] == REGION
         # moto's Ref of a WaitConditionHandle is None: the local wait handle must replace it.
         assert config["wait_handle_url"] == "None"
+        # The moto variant's framework lists default to empty (the local cluster's hosts have MXNet).
+        assert config["gpu_framework_packages"] == config["cpu_framework_packages"] == ""
     shipped = cluster.shipped_bootstrap("master").decode()
     import ast
 

@@ -26,6 +26,8 @@ SAMPLE = {
     "WorkerGroupName": "dl-cluster-with-a-rather-long-name-workers",
     "MinWorkers": "2",
     "ReadyTimeout": "3600",
+    "GpuFrameworkPackages": "mxnet-cu112==1.9.1 numpy==1.23.5",
+    "CpuFrameworkPackages": "mxnet==1.9.1 numpy==1.23.5",
 }
 PLACEHOLDER = re.compile(r"\$\{([^!}][^}]*)\}")
 USERDATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -66,6 +68,8 @@ def test_config_written_by_the_script_is_a_valid_bootstrap_config(role: str) -> 
     assert config.master_queue_url == SAMPLE["MasterQueueUrl"]
     assert config.wait_handle_url == SAMPLE["WaitHandleUrl"]
     assert config.file_system_id == SAMPLE["FileSystemId"] and config.ready_timeout_s == 3600
+    assert config.gpu_framework_packages == SAMPLE["GpuFrameworkPackages"]
+    assert config.cpu_framework_packages == SAMPLE["CpuFrameworkPackages"]
     if role == userdata.MASTER:
         assert config.wait_groups == [SAMPLE["WorkerGroupName"]] and config.min_workers == 2
 
@@ -79,7 +83,11 @@ def test_embedded_bootstrap_is_the_shipped_source(role: str) -> None:
 
 @pytest.mark.parametrize("role", userdata.ROLES)
 def test_userdata_fits_the_16_kb_limit(role: str) -> None:
-    assert len(rendered(role).encode()) <= USERDATA_LIMIT
+    """What the launch templates carry: the script with the minified bootstrap (blueprint.compute)."""
+    from dlcfn.blueprint.compute import node_script
+
+    values = {**PSEUDO, **{name: SAMPLE[name] for name in userdata.userdata_variables(role)}}
+    assert len(substitute(node_script(role), values).encode()) <= USERDATA_LIMIT
 
 
 def test_rendering_is_deterministic() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dlcfn.blueprint import names
 from dlcfn.errors import Level, ValidationFailed
@@ -109,3 +110,29 @@ def test_update_parameters() -> None:
     assert update_parameters(current, {"ssh_cidr": "10.0.0.0/8"}) == {names.P_SSH_LOCATION: "10.0.0.0/8"}
     with pytest.raises(ValidationFailed, match="--workers: must be from 1 to 1000, got 0"):
         update_parameters(current, {"workers": "0"})
+
+
+def test_framework_packages_default_and_become_parameters_only_when_changed(tmp_path: Path) -> None:
+    spec = ClusterSpec()
+    assert (spec.gpu_framework_packages, spec.cpu_framework_packages) == ("mxnet-cu112==1.9.1 numpy==1.23.5", "mxnet==1.9.1 numpy==1.23.5")
+    assert names.P_GPU_FRAMEWORK not in spec.parameters()  # the template's default (the moto variant's is empty)
+    # "" is a value: install nothing (an AMI that has its framework).
+    assert ClusterSpec(gpu_framework_packages="").parameters()[names.P_GPU_FRAMEWORK] == ""
+    config = tmp_path / "cluster.yaml"
+    config.write_text("cpu_framework_packages:\n  - mxnet==1.9.1\n  - numpy==1.23.5\n  - scipy\n")
+    assert cluster_spec_from_options({"gpu_framework_packages": "  torch==2.3.1   numpy "}, config).parameters() == {
+        **ClusterSpec().parameters(), names.P_GPU_FRAMEWORK: "torch==2.3.1 numpy",
+        names.P_CPU_FRAMEWORK: "mxnet==1.9.1 numpy==1.23.5 scipy"}
+
+
+@pytest.mark.parametrize("value", ["mxnet; rm -rf /", "mxnet==1.9.1 $(id)", "numpy<1.24", "--index-url=x mxnet", "mxnet`id`",
+                                   "'mxnet'"])
+def test_framework_packages_without_shell_metacharacters(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        cluster_spec_from_options({"gpu_framework_packages": value})
+    [line] = info.value.render().splitlines()
+    assert line.startswith(f"--gpu-framework-packages: {value.strip()!r} is not a list of pip requirements; give them separated by spaces")
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"workers": 2, "cpu_framework_packages": value}, sort_keys=False))
+    with pytest.raises(ValidationFailed, match=rf"^{config}:2: cpu_framework_packages: .* is not a list of pip requirements"):
+        cluster_spec_from_options({}, config)

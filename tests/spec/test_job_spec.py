@@ -40,6 +40,13 @@ def test_good_spec_and_defaults(tmp_path: Path) -> None:
     assert spec.args == ["--epochs", "2", "--lr", "0.1"]
     assert spec.env == {"OMP_NUM_THREADS": "2", "DEBUG": "1"}
     assert spec.kvstore is KVStore.DIST_SYNC and spec.python == "python3"
+    assert not spec.python_given and spec.with_python("/opt/dlcfn/venv/bin/python").python == "/opt/dlcfn/venv/bin/python"
+    assert spec.with_python("") is spec  # a hosts file names no interpreter: python3 stays
+
+
+def test_explicit_python_is_kept_even_when_it_is_python3(tmp_path: Path) -> None:
+    spec = load_job(write(tmp_path, "name: a\nscript: train.py\npython: python3\n"))
+    assert spec.python_given and spec.with_python("/opt/dlcfn/venv/bin/python").python == "python3"
 
 
 def test_local_kvstore_has_no_servers(tmp_path: Path) -> None:
