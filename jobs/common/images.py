@@ -4,7 +4,7 @@
   /usr/share/datasets/fashion-mnist; read directly, its checksums differ from upstream);
 - CIFAR-10 binary batches (``data_batch_{1..5}.bin``, ``test_batch.bin``);
 - synthetic images of any shape, for throughput.
-RecordIO files are read by the job itself through ``mx.io.ImageRecordIter``.
+RecordIO files: ``common.recordio`` (same ``ImageSet`` interface, read batch by batch).
 """
 from __future__ import annotations
 
@@ -24,10 +24,23 @@ class ImageSet:
     labels: np.ndarray  # (N,) float32
     classes: int
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    def batch(self, indices, augment: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels of ``indices`` (no augmentation in memory: ``augment`` is for the
+        RecordIO sets, which share this interface)."""
+        return self.images[indices], self.labels[indices]
+
 
 @dataclass
 class ImageData:
-    train: ImageSet
+    train: ImageSet  # or common.recordio.RecordImageSet: same len / shape / classes / batch
     valid: ImageSet
     source: str
 

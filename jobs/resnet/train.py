@@ -1,37 +1,54 @@
 """ResNet image classification, data parallel over contexts and kvstore workers.
 
 Data: Fashion-MNIST (offline default), CIFAR-10 binary (``--data cifar10 --data-dir``),
-or synthetic images (``--synthetic``, for throughput). (RecordIO input: not yet.) Hybridized Gluon; SGD with momentum, weight decay, step or cosine
-schedule with linear warm-up. Writes ``<output>/rank-<r>/metrics.json`` (loss, accuracy,
-img/s per epoch) and ``final.params``. BatchNorm running statistics are per worker.
+RecordIO (``--data recordio --train-rec --val-rec``, e.g. from MXNet's tools/im2rec.py),
+or synthetic images (``--synthetic``, for throughput). Hybridized Gluon; SGD with momentum,
+weight decay, step or cosine schedule with linear warm-up. BatchNorm running statistics are
+averaged over contexts and dist_sync workers after every epoch (``--sync-bn-stats``), so
+validation and ``final.params`` are the same on every rank. Writes
+``<output>/rank-<r>/metrics.json`` (loss, accuracy, img/s per epoch) and ``final.params``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # jobs/: the shared `common` package
 
+from common.auxstates import average_aux_states  # noqa: E402
 from common.metrics import MetricsWriter, rank_dir  # noqa: E402
 from common.runtime import add_runtime_flags, allreduce_sums, configure_threads, create_runtime, parse_gpus, seed_everything  # noqa: E402
 from common.sharding import shard_all, shard_evenly  # noqa: E402
 
 _EPOCH_KEY, _VALID_KEY = 1_000_001, 1_000_002
+# + i for the i-th BatchNorm running statistic: far above the trainer's parameter indices, and
+# below 2**31 / 9973, where MXNet's dist kvstore (server = key * 9973 % servers, in int)
+# overflows (a base of 2,000,000 hung with 2 servers).
+_AUX_KEY_BASE = 100_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_runtime_flags(p)
     d = p.add_argument_group("data")
-    d.add_argument("--data", choices=("fashion-mnist", "cifar10"), default="fashion-mnist")
+    d.add_argument("--data", choices=("fashion-mnist", "cifar10", "recordio"), default="fashion-mnist")
     d.add_argument("--data-dir", default=None, help="idx files (fashion-mnist) or CIFAR-10 .bin batches")
-    d.add_argument("--image-shape", default="3,32,32", help="C,H,W for --synthetic")
-    d.add_argument("--num-classes", type=int, default=10, help="for --synthetic")
+    d.add_argument("--train-rec", default=None, help="--data recordio: training .rec (its .idx beside it)")
+    d.add_argument("--val-rec", default=None, help="--data recordio: validation .rec (its .idx beside it)")
+    d.add_argument("--image-shape", default="3,32,32",
+                   help="C,H,W for --synthetic and --data recordio (larger records are cropped)")
+    d.add_argument("--num-classes", type=int, default=10, help="for --synthetic and --data recordio")
+    d.add_argument("--rand-crop", action="store_true", help="--data recordio: random crops for training")
+    d.add_argument("--rand-mirror", action="store_true", help="--data recordio: random mirroring for training")
+    d.add_argument("--pad", type=int, default=0, help="--data recordio: pad by N pixels before a --rand-crop")
     d.add_argument("--synthetic", type=int, default=0, metavar="N", help="N random images instead of data")
     d.add_argument("--max-train", type=int, default=0, help="use the first N training images (0: all)")
     d.add_argument("--max-valid", type=int, default=0, help="use the first N validation images (0: all)")
+    d.add_argument("--log-records", action="store_true",
+                   help="write OUTPUT/rank-<r>/records.json: the training records this worker read, per epoch")
     m = p.add_argument_group("model and optimisation")
     m.add_argument("--model", default="resnet20", help="resnet<6n+2> (CIFAR style: 20, 56, 110) or resnet18/resnet50")
     m.add_argument("--width", type=int, default=16, help="first stage channels of the CIFAR-style nets")
@@ -44,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--lr-steps", default="", help="epochs at which --lr-schedule step multiplies by --lr-factor")
     m.add_argument("--lr-factor", type=float, default=0.1)
     m.add_argument("--warmup-epochs", type=float, default=0.0)
+    m.add_argument("--sync-bn-stats", action=argparse.BooleanOptionalAction, default=True,
+                   help="average BatchNorm running mean/var over contexts and dist_sync workers after "
+                        "every epoch (default on; off: each worker keeps its own)")
     return p.parse_args(argv)
 
 
@@ -51,8 +71,11 @@ def load_data(args: argparse.Namespace):
     from common import images
 
     if args.synthetic:
-        shape = tuple(int(x) for x in args.image_shape.split(","))
-        return images.synthetic(shape, args.num_classes, args.synthetic, args.seed)
+        return images.synthetic(image_shape(args.image_shape), args.num_classes, args.synthetic, args.seed)
+    if args.data != "recordio" and (args.train_rec or args.val_rec):
+        raise SystemExit(f"--train-rec/--val-rec need --data recordio (got --data {args.data})")
+    if args.data == "recordio":
+        return load_recordio(args)
     if args.data == "cifar10":
         if not args.data_dir:
             raise SystemExit("--data cifar10 needs --data-dir with the CIFAR-10 binary batches")
@@ -61,6 +84,23 @@ def load_data(args: argparse.Namespace):
         data = images.load_fashion_mnist(Path(args.data_dir) if args.data_dir else images.FASHION_MNIST_DIR)
     data.train, data.valid = images.subset(data.train, args.max_train), images.subset(data.valid, args.max_valid)
     return data
+
+
+def image_shape(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(x) for x in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--image-shape: expected C,H,W such as 3,32,32 (got {text!r})")
+    return c, h, w
+
+
+def load_recordio(args: argparse.Namespace):
+    from common.recordio import check_rec, load_recordio as load
+
+    train, valid = check_rec("--train-rec", args.train_rec), check_rec("--val-rec", args.val_rec)
+    return load(train, valid, image_shape(args.image_shape), args.num_classes, args.seed,
+                (args.max_train, args.max_valid), rand_crop=args.rand_crop, rand_mirror=args.rand_mirror,
+                pad=args.pad)
 
 
 class ImageTrainer:
@@ -72,20 +112,18 @@ class ImageTrainer:
 
         self.args, self.runtime, self.mx = args, runtime, mx
         self.net = build(args.model, classes, args.width, in_channels)
+        # ImageNet-style nets leave their input channels to be inferred: infer every shape
+        # symbolically, not by a forward pass. After a forward pass (with oneDNN on), rank 0's
+        # initial values under dist_sync were not on the server when the others pulled them
+        # ("init N first": the server aborts), so nothing runs forward before the broadcast.
+        self.net.infer_shape(mx.nd.zeros((1, in_channels, 32, 32)))
         self.net.initialize(mx.init.Xavier(magnitude=2), ctx=runtime.contexts)
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.params = self.net.collect_params()
         self.trainer = make_trainer(self.params, "sgd", args.lr, runtime, args.momentum, args.wd)
         self.scale = step_scale(runtime)
         self.loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-        self._shape_probe(in_channels)
         sync_initial_parameters(self.trainer)
-
-    def _shape_probe(self, in_channels: int) -> None:
-        """ImageNet-style nets infer their first layer's input channels: run one tiny batch."""
-        mx = self.mx
-        for ctx in self.runtime.contexts:
-            self.net(mx.nd.zeros((1, in_channels, 32, 32), ctx=ctx))
 
     def _split(self, x, y):
         gu = self.mx.gluon.utils
@@ -134,14 +172,18 @@ def batches(n: int, batch_size: int, seed: int | None) -> list:
     return [order[i:i + batch_size] for i in range(0, full, batch_size)]
 
 
-def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> dict:
-    plan = shard_evenly(batches(len(data.train.labels), args.batch_size, args.seed * 1000 + epoch),
+def epoch_plan(data, args, runtime, epoch: int) -> list:
+    """This worker's training batches (record indices): the same number on every worker."""
+    return shard_evenly(batches(len(data.train), args.batch_size, args.seed * 1000 + epoch),
                         runtime.rank, runtime.num_workers)
+
+
+def run_epoch(model: ImageTrainer, data, plan: list, runtime, epoch: int, lr_at) -> dict:
     stats, seen = [], 0
     start = time.perf_counter()
     for i, idx in enumerate(plan):
         model.trainer.set_learning_rate(lr_at(epoch - 1 + i / max(len(plan), 1)))
-        stats.append(model.train_batch(data.train.images[idx], data.train.labels[idx]))
+        stats.append(model.train_batch(*data.train.batch(idx, augment=True)))
         seen += len(idx)
         if len(stats) > 1:
             stats[-2].wait_to_read()  # one batch ahead of the engine, no further
@@ -157,12 +199,12 @@ def run_epoch(model: ImageTrainer, data, args, runtime, epoch: int, lr_at) -> di
 
 
 def evaluate(model: ImageTrainer, data, args, runtime) -> dict:
-    plan = batches(len(data.valid.labels), args.batch_size, None)
+    plan = batches(len(data.valid), args.batch_size, None)
     if runtime.shares_evaluation:
         plan = shard_all(plan, runtime.rank, runtime.num_workers)
-    loss, correct = _read([model.eval_batch(data.valid.images[idx], data.valid.labels[idx]) for idx in plan])
+    loss, correct = _read([model.eval_batch(*data.valid.batch(idx)) for idx in plan])
     loss, correct = allreduce_sums(runtime, [loss, correct], _VALID_KEY)
-    n = len(data.valid.labels)
+    n = len(data.valid)
     return {"valid_loss": loss / n, "valid_acc": correct / n}
 
 
@@ -180,14 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     out = rank_dir(args.output, runtime.rank)
     metrics = MetricsWriter(out, "resnet", runtime.rank, runtime.num_workers, runtime.kvstore_type,
                             {**vars(args), "omp_threads": threads})
-    metrics.data = {"source": data.source, "train_images": len(data.train.labels),
-                    "valid_images": len(data.valid.labels), "image_shape": list(data.train.images.shape[1:]),
+    metrics.data = {"source": data.source, "train_images": len(data.train),
+                    "valid_images": len(data.valid), "image_shape": list(data.train.shape),
                     "classes": data.train.classes}
-    model = ImageTrainer(args, runtime, data.train.classes, data.train.images.shape[1])
+    model = ImageTrainer(args, runtime, data.train.classes, data.train.shape[0])
     metrics.log_epoch({"epoch": 0, **evaluate(model, data, args, runtime)})
+    seen_records: dict[str, list[int]] = {}
     for epoch in range(1, args.epochs + 1):
-        record = run_epoch(model, data, args, runtime, epoch, lr_at)
+        plan = epoch_plan(data, args, runtime, epoch)
+        record = run_epoch(model, data, plan, runtime, epoch, lr_at)
+        if args.sync_bn_stats:  # before validation and saving: every rank holds the same model
+            average_aux_states(model.params, runtime, _AUX_KEY_BASE)
         metrics.log_epoch({"epoch": epoch, **record, **evaluate(model, data, args, runtime)})
+        if args.log_records:
+            seen_records[str(epoch)] = sorted(int(i) for idx in plan for i in idx)
+            (out / "records.json").write_text(json.dumps(seen_records) + "\n")
     metrics.final = {k: metrics.epochs[-1][k] for k in ("valid_loss", "valid_acc")}
     metrics.write()
     model.net.save_parameters(str(out / "final.params"))
