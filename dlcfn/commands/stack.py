@@ -59,14 +59,15 @@ def _spec_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _build_spec(name: str, region: str | None, options: dict[str, Any], config: Path | None, *, require_key_name: bool) -> Any:
+def _build_spec(name: str, region: str | None, options: dict[str, Any], config: Path | None, *, require_key_name: bool,
+                local: bool = False) -> Any:
     """Validate the name and the cluster spec (flags over cluster.yaml) together: every finding."""
     from dlcfn.aws.stack import check_stack_name
     from dlcfn.spec.cluster import cluster_spec_from_options
 
     findings = check_stack_name(name)
     try:
-        spec = cluster_spec_from_options({**options, "region": region}, config, require_key_name=require_key_name)
+        spec = cluster_spec_from_options({**options, "region": region}, config, require_key_name=require_key_name, local=local)
     except ValidationFailed as e:
         raise ValidationFailed(findings + e.findings) from e
     if findings:
@@ -119,7 +120,7 @@ def create_stack(name: str, config: Path | None, ssh_key: str | None, no_wait: b
     """Create cluster NAME (a CloudFormation stack) and wait until it is ready."""
     from dlcfn.provider import CreateRequest
 
-    spec = _build_spec(name, region, spec_options, config, require_key_name=not local)
+    spec = _build_spec(name, region, spec_options, config, require_key_name=not local, local=local)
     provider = _provider(local, profile, region or spec.region or None, target)
     if dry_run:
         _print_plan(name, spec, provider)

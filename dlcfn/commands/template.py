@@ -32,6 +32,8 @@ from dlcfn.errors import UserInputError
 @click.option("--image-id", help="Explicit AMI id (default: the Deep Learning AMI from SSM).")
 @click.option("--ami-ssm-parameter", help="SSM parameter path naming the AMI.")
 @click.option("--wait-timeout", type=str, help="Seconds to wait for the cluster-ready signal (300-43200).")
+@click.option("--gpu-framework-packages", help="pip requirements GPU nodes install at boot, space-separated ('' for none).")
+@click.option("--cpu-framework-packages", help="pip requirements nodes without GPUs install at boot ('' for none).")
 @click.option("--config", "config", type=click.Path(path_type=Path), help="cluster.yaml with the same fields as the flags.")
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
 @click.option("--format", "fmt", default="json", show_default=True, help="json or yaml.")

@@ -37,7 +37,14 @@ def make_provider(home: Home, options: ProviderOptions) -> "LocalProvider":
 
 
 def _local_spec(spec: Any) -> Any:
-    """The spec with the local defaults: SSH is open to loopback only (the hosts' addresses)."""
+    """The spec with the local defaults: SSH is open to loopback only (the hosts' addresses).
+    Framework lists are refused (the CLI refuses them first): the hosts run this machine's Python."""
+    from dlcfn.errors import ValidationFailed
+    from dlcfn.spec.cluster import rule_local_installs_nothing
+
+    findings = rule_local_installs_nothing(spec)
+    if findings:
+        raise ValidationFailed(findings)
     return replace(spec, ssh_cidr=spec.ssh_cidr or LOCAL_SSH_CIDR)
 
 
@@ -69,6 +76,7 @@ class LocalProvider:
     # -- lifecycle -----------------------------------------------------------------------------
     def create(self, request: CreateRequest, progress: Progress) -> ClusterState:
         name = request.name
+        spec = _local_spec(request.spec)  # bad input: before anything is created
         if self.exists(name):
             raise DlcfnError(f"local cluster {name!r} already exists", hint=f"see `dlcfn status {name} --local`, or delete it with `dlcfn delete-stack {name} --local --yes`")
         cdir = self._dir(name)
@@ -77,7 +85,7 @@ class LocalProvider:
             endpoint = moto_server.start(cdir / MOTO_DIR)
             progress.note(f"local control plane: moto server at {endpoint.url}")
             aws = self._aws(endpoint.url)
-            state = aws.create(CreateRequest(name=name, spec=_local_spec(request.spec), wait=True, timeout_s=request.timeout_s,
+            state = aws.create(CreateRequest(name=name, spec=spec, wait=True, timeout_s=request.timeout_s,
                                              rollback=request.rollback), progress)
             return self._boot(aws, self._sync_hosts(state, progress), endpoint.url, progress)
         except BaseException:  # a failed or interrupted create leaves nothing running

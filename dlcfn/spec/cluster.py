@@ -243,6 +243,14 @@ def rule_framework_packages(spec: ClusterSpec) -> list[Finding]:
                               "each like name or name==version (letters, digits, . _ - + = ~ ,), e.g. mxnet==1.9.1 numpy==1.23.5")]
 
 
+def rule_local_installs_nothing(spec: ClusterSpec) -> list[Finding]:
+    """Not in RULES: `create-stack --local` adds it. A local cluster's hosts run this machine's
+    Python, which has MXNet; given lists would be ignored, so they are an error instead."""
+    return [f for path, default in (("gpu_framework_packages", DEFAULT_GPU_FRAMEWORK), ("cpu_framework_packages", DEFAULT_CPU_FRAMEWORK))
+            if getattr(spec, path) != default
+            for f in _f(path, "a local cluster's hosts run this machine's Python with MXNet and install nothing; drop it for --local")]
+
+
 def rule_key_name_required(spec: ClusterSpec) -> list[Finding]:
     """Not in RULES: create-stack adds it (a template renders fine without a key pair)."""
     return [] if spec.key_name else _f("key_name", "is required to SSH to the cluster; name an EC2 key pair of the region")
@@ -294,7 +302,7 @@ def _load_config(config: Path) -> tuple[Document, dict[str, Any]]:
 
 
 def cluster_spec_from_options(options: Mapping[str, Any], config: Path | None = None, *,
-                              require_key_name: bool = False, require_ssh_cidr: bool = False) -> ClusterSpec:
+                              require_key_name: bool = False, require_ssh_cidr: bool = False, local: bool = False) -> ClusterSpec:
     """A validated ClusterSpec: cluster.yaml keys overridden by CLI options (None = not given).
 
     Raises ValidationFailed with every finding: flags are named as typed (`--ssh-cidr`), YAML
@@ -320,7 +328,8 @@ def cluster_spec_from_options(options: Mapping[str, Any], config: Path | None = 
     coerced = {k: (_coerce(k, v) if k != "tags" else v) for k, v in values.items()}
     findings += _check_tags(doc, coerced.get("tags"))
     spec = ClusterSpec(**{k: v for k, v in coerced.items() if not (k == "tags" and not isinstance(v, dict))})
-    for f in validate_cluster(spec, require_key_name=require_key_name, require_ssh_cidr=require_ssh_cidr):
+    for f in validate_cluster(spec, require_key_name=require_key_name, require_ssh_cidr=require_ssh_cidr) + (
+            rule_local_installs_nothing(spec) if local else []):
         findings.append(_locate(f, origin.get(f.path, "flag"), doc))
     raise_for_findings(findings)
     return spec

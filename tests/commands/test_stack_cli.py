@@ -461,3 +461,13 @@ def test_progress_in_a_terminal_is_a_live_rich_table(moto_env: dict[str, str]) -
         assert word in final
     assert stdout.decode().startswith("cluster tty: CREATE_COMPLETE")  # results stay plain on stdout
     assert run_cli("delete-stack", "tty", "--yes", env=moto_env).returncode == 0
+
+
+def test_local_cluster_refuses_framework_lists_before_creating_anything(cli_env: dict[str, str], tmp_path: Path) -> None:
+    home = Path(cli_env["DLCFN_HOME"])
+    out = run_cli("create-stack", "fw", "--local", "--workers", "1", "--cpu-framework-packages", "mxnet==1.9.1", env=cli_env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        "dlcfn: error: --cpu-framework-packages: a local cluster's hosts run this machine's "
+        "Python with MXNet and install nothing; drop it for --local"]
+    assert not (home / "clusters" / "fw").exists()

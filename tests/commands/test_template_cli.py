@@ -74,3 +74,17 @@ def test_config_typo_names_file_line_and_suggestion(capsys: pytest.CaptureFixtur
     code, out, err = run(capsys, "--config", str(config))
     assert code == 2 and out == ""
     assert err.startswith(f"dlcfn: error: {config}:2: worker_tpye: unknown key (did you mean 'worker_type'?)")
+
+
+def test_framework_lists_become_parameter_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--gpu-framework-packages", "mxnet-cu118==1.9.1 numpy==1.23.5", "--cpu-framework-packages", "")
+    params = json.loads(out)["Parameters"]
+    assert code == 0
+    assert params[names.P_GPU_FRAMEWORK]["Default"] == "mxnet-cu118==1.9.1 numpy==1.23.5"
+    assert params[names.P_CPU_FRAMEWORK]["Default"] == ""
+
+
+def test_bad_framework_list_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--gpu-framework-packages", "mxnet; rm -rf /")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("dlcfn: error: --gpu-framework-packages: ") and "Traceback" not in err
