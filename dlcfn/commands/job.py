@@ -73,7 +73,8 @@ def _submit(spec, targets, dry_run: bool, job_id: str, store) -> None:  # type: 
     if dry_run:
         _print_plan(spec, plan, targets.origin)
         return
-    opts = SubmitOptions(job_id=job_id, results_root=Path.cwd() / "results", store=store, echo=_echo, shared_dir=targets.shared_dir)
+    opts = SubmitOptions(job_id=job_id, results_root=Path.cwd() / "results", store=store, echo=_echo, shared_dir=targets.shared_dir,
+                         node_state=targets.node_state, cluster=targets.cluster)
     click.echo(f"job {job_id}: {len(plan.processes)} processes on {len(plan.used_hosts)} hosts of {targets.origin}")
     JobRun(spec, targets.hosts, opts, early=targets.early).execute()
 

@@ -3,7 +3,8 @@ everything, bring the results home, and record what happened.
 
 The pipeline, one step per method:
   connect  every host in parallel (the jump host first), connections kept for the whole job;
-           all host keys are checked before anything is shipped anywhere
+           all host keys are checked before anything is shipped anywhere; on a cluster whose
+           nodes install their framework at boot, every node must report itself ready
   start    per host, pipelined (no host waits for the others):
            prepare  in the first rank's session: job dirs, unpack the workdir, CPU count,
                     supervisor, scheduler port (host 0); the session then waits for its go line
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shlex
 import signal
 import threading
 import time
@@ -59,6 +61,8 @@ class SubmitOptions:
     echo: Echo
     shared_dir: str = ""  # hosts share this file system: ship the workdir once
     grace: float = 2.0  # seconds between TERM and KILL when stopping ranks
+    node_state: str = ""  # file every host must hold "ready" in (Targets.node_state); "": no check
+    cluster: str = ""  # the cluster's name, for hints
 
 
 @dataclass
@@ -93,6 +97,11 @@ class JobRun:
         with self._phase("connect"):
             used = [self.hosts[i].target for i in range(len(self.hosts)) if self.plan.on_host(i)]
             self.runners = connect_all(used, self.early)  # a UserInputError here: nothing was started or shipped
+            try:
+                self._check_nodes_ready()
+            except BaseException:
+                close_all(self.runners)
+                raise
         start_liveness_all(self.runners)
         (self.results_dir / "logs").mkdir(parents=True, exist_ok=True)
         record = self.record = self._new_record()
@@ -125,6 +134,25 @@ class JobRun:
             return self._watch()
 
     # --- steps --------------------------------------------------------------------------------
+
+    def _check_nodes_ready(self) -> None:
+        """Every host's node state file says "ready" (see SubmitOptions.node_state), or one error
+        names each node that is still booting or failed to, before anything is shipped."""
+        path = self.opts.node_state
+        if not path:
+            return
+        cmd = f'cat "${{DLCFN_NODE_ROOT:-}}"{shlex.quote(path)} 2>/dev/null || echo booting'
+        states = for_each(self.runners, lambda r: r.run(cmd, timeout=30).stdout.decode(errors="replace").strip())
+        booting = [r.name for r, s in zip(self.runners, states) if s != "ready" and not str(s).startswith("failed")]
+        failed = [f"{r.name} failed to boot ({str(s).removeprefix('failed: ')})" for r, s in zip(self.runners, states)
+                  if str(s).startswith("failed")]
+        if failed:
+            raise DlcfnError("; ".join(failed), hint=f"see /var/log/dlcfn-bootstrap.log there (`dlcfn ssh {self.opts.cluster} "
+                             "--node NAME`); replace the node, e.g. by resizing the cluster")
+        if booting:
+            raise DlcfnError(f"{', '.join(booting)} still booting: no {path} saying ready yet (installing the framework?); "
+                             "nothing was started", hint="submit again in a few minutes, or follow it with "
+                             f"`dlcfn ssh {self.opts.cluster} --node {booting[0]} -- tail -f /var/log/dlcfn-bootstrap.log`")
 
     def _bring_up(self) -> None:
         """Per host, as soon as it can: open its first rank's session, which prepares the host

@@ -9,11 +9,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlcfn.errors import UserInputError
 from dlcfn.launch.plan import HostSlot
 from dlcfn.remote.hosts import SshTarget, check_known_hosts, parse_hosts_file
 from dlcfn.remote.ssh import EarlySockets
+
+if TYPE_CHECKING:
+    from dlcfn.inventory import ClusterState
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class Targets:
     origin: str = ""  # "hosts file X" / "cluster X", for messages
     early: EarlySockets | None = None  # TCP connections already started; close() when not used
     python: str = ""  # the hosts' interpreter for jobs that name none ("": python3 on PATH)
+    node_state: str = ""  # a file every host must hold "ready" in before a job starts ("": no check)
+    cluster: str = ""  # the cluster's name when the hosts are a cluster's
 
     def close(self) -> None:
         if self.early is not None:
@@ -81,9 +87,18 @@ def from_cluster(name: str, early_connect: bool = False) -> Targets:
     def check() -> Targets:
         _load_key(Path(state.ssh_key))
         check_known_hosts([s.target for s in slots])
-        return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}", python=state.node_python)
+        return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}", python=state.node_python,
+                       node_state=_node_state_file(state), cluster=name)
 
     return _with_early_sockets([jump], check, early_connect)  # the workers are reached through the jump host
+
+
+def _node_state_file(state: "ClusterState") -> str:
+    """Nodes that install their framework at boot (the bootstrap's venv) report in this file when
+    they can run jobs; a worker added after the stack was created may still be installing."""
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
+
+    return NODE_STATE_FILE if state.node_python == FRAMEWORK_PYTHON else ""
 
 
 def check_gpus(targets: Targets, gpus_per_worker: int, workers_per_host: dict[int, int]) -> None:

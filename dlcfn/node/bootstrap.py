@@ -1,8 +1,12 @@
 """Node bootstrap: what every cluster instance runs once at boot, from UserData.
 
 Owns the boot pipeline of one node: identity (IMDSv2) -> instance-role credentials -> EFS mount
--> GPU count (nvidia-smi) -> framework (pip into a venv) -> discovery over SQS -> cluster files
--> WaitCondition signal.
+-> GPU count (nvidia-smi) -> framework (pip into a venv) -> node state "ready" -> discovery over
+SQS -> cluster files -> WaitCondition signal.
+The node state file (`state_file`) says whether the node can run jobs: "ready" once its framework
+is installed, "failed: <reason>" when a step before that failed, absent while it boots.
+`dlcfn submit --cluster` reads it on every node: a worker added later (a resize, a replaced spot
+worker) boots after the stack's WaitCondition is long done, and a job must not land on it early.
 Master: waits for `asg-ready` of every group in `wait_groups` and a `hello` from every instance
 those list, writes the files, posts the member list to the worker queue, signals SUCCESS.
 Worker: posts its `hello`, reads the newest member list that names it, writes the same files.
@@ -71,6 +75,7 @@ class Config:
     fstab: str = "/etc/fstab"
     env_profile: str = "/etc/profile.d/dlcfn.sh"
     cluster_file: str = "/etc/dlcfn/cluster.json"
+    state_file: str = "/opt/dlcfn/node-state"  # "ready" / "failed: <reason>" (see the module docstring)
     efs_mount: str = "/efs"
     identity_timeout_s: float = 120.0
     credentials_timeout_s: float = 300.0
@@ -232,6 +237,7 @@ class Node:
     identity: Identity | None = None
     gpus: int = 0
     python: str = "python3"  # what jobs run with: the framework venv's interpreter once installed
+    ready: bool = False  # the state file says "ready": a later failure (discovery) does not undo that
     step: str = "start"
     session: object = None  # boto3 Session, set once credentials resolve
     clients: dict = field(default_factory=dict)
@@ -284,6 +290,9 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
         node.gpus = node.seams.gpu_count()
         node.step = "framework install"
         node.python = install_framework(node)
+        node.step = "node state"
+        write_atomically(config.path("state_file"), "ready\n")
+        node.ready = True
         node.step = "discovery"
         members = discover_as_master(node) if role == MASTER else discover_as_worker(node)
         node.step = "cluster files"
@@ -294,6 +303,11 @@ def run_bootstrap(config: Config, seams: Seams | None = None) -> Result:
     except Exception as e:  # any failure, expected or not, becomes the stack's failure reason
         reason = describe_failure(node, e)
         log.error("FAILURE: %s", reason)
+        if not node.ready:  # what `dlcfn submit` tells the user about this node
+            try:
+                write_atomically(config.path("state_file"), f"failed: {reason}\n")
+            except OSError as state_error:
+                log.warning("could not write the node state: %s", state_error)
         send_signal(node, "FAILURE", reason)
         return Result(role=role, ok=False, reason=reason)
     log.info("%s ready: %d members", role, len(members))

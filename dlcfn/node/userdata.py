@@ -25,6 +25,8 @@ LOG_FILE = "/var/log/dlcfn-bootstrap.log"
 # The interpreter of the virtualenv the bootstrap installs the framework into
 # (bootstrap.Config.framework_venv, see node_python).
 FRAMEWORK_PYTHON = INSTALL_DIR + "/venv/bin/python"
+# "ready" once the node can run jobs, "failed: <reason>" when it never will (bootstrap.Config.state_file).
+NODE_STATE_FILE = INSTALL_DIR + "/node-state"
 
 # Interpreters tried in order: the first that can import boto3 runs the bootstrap. The Deep
 # Learning AMIs ship boto3 in their conda/venv Pythons; the system Python may lack it.

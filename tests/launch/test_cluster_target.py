@@ -58,3 +58,50 @@ def test_shared_dir_ships_once_and_collects_once(ssh_pool_factory, write_job, ru
     assert not any((h.root / ".dlcfn" / "jobs" / "sh1").exists() for h in pool.hosts)
     got = sorted(p.relative_to(in_tmp_cwd / "results" / "sh1").as_posix() for p in (in_tmp_cwd / "results" / "sh1").rglob("*.txt"))
     assert got == [f"shared/out/{n}.txt" for n in ("scheduler-0", "server-0", "worker-0", "worker-1")]
+
+
+def test_nodes_that_install_their_framework_must_say_ready(ssh_pool_factory, write_job, run_submit_cluster, job_pids,  # type: ignore[no-untyped-def]
+                                                            dlcfn_home: Path, in_tmp_cwd: Path) -> None:
+    """A cluster whose nodes pip-install their framework at boot: a worker still booting (no
+    node state file yet, e.g. added by a resize) or one whose boot failed stops the submit with
+    one message naming it, before anything is shipped or started; all ready, the job runs."""
+    from dlcfn.inventory import load_state
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
+
+    pool = ssh_pool_factory(3)
+    write_state(pool, dlcfn_home)
+    path = dlcfn_home / "clusters" / "c1" / "state.json"
+    state = load_state(path, "c1")
+    state.node_python = FRAMEWORK_PYTHON
+    save_state(path, state)
+    job = write_job(num_workers=2, num_servers=1, timeout=60)  # names its python: the venv is not needed here
+
+    def node_state(host, text: str | None) -> None:  # type: ignore[no-untyped-def]
+        f = host.root / NODE_STATE_FILE.lstrip("/")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            f.unlink(missing_ok=True)
+        else:
+            f.write_text(text)
+
+    master, w1, w2 = pool.hosts
+    for host in (master, w1):
+        node_state(host, "ready\n")
+    out = run_submit_cluster(job, "c1", "--job-id", "rd1")
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"dlcfn: error: worker-2 still booting: no {NODE_STATE_FILE} saying ready yet (installing the framework?); nothing was "
+        "started; submit again in a few minutes, or follow it with `dlcfn ssh c1 --node worker-2 -- tail -f /var/log/dlcfn-bootstrap.log`"]
+    assert not any((h.root / ".dlcfn").exists() for h in pool.hosts) and not job_pids("rd1")
+
+    node_state(w2, "failed: dlcfn bootstrap on worker i-2 (10.0.1.9), step framework install: pip install mxnet failed 4 times\n")
+    out = run_submit_cluster(job, "c1", "--job-id", "rd2")
+    assert out.returncode == 1
+    assert out.stderr.startswith("dlcfn: error: worker-2 failed to boot (dlcfn bootstrap on worker i-2 (10.0.1.9), step framework "
+                                 "install: pip install mxnet failed 4 times); see /var/log/dlcfn-bootstrap.log there")
+    assert len(out.stderr.splitlines()) == 1 and not any((h.root / ".dlcfn").exists() for h in pool.hosts)
+
+    node_state(w2, "ready\n")
+    out = run_submit_cluster(job, "c1", "--job-id", "rd3")
+    assert out.returncode == 0, out.stderr
+    assert not job_pids("rd3")

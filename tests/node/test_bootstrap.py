@@ -123,6 +123,8 @@ def test_master_and_two_workers_write_the_cluster_files(harness: Harness) -> Non
 
     hosts = (tmp / "master/opt/deeplearning/workers").read_text()
     assert hosts == "dlcfn-master slots=8\ndlcfn-worker-1 slots=4\ndlcfn-worker-2 slots=4\n"
+    for node in ("master", "worker-1", "worker-2"):  # what `dlcfn submit --cluster` checks first
+        assert (tmp / node / "opt/dlcfn/node-state").read_text() == "ready\n"
     assert (tmp / "master/etc/hosts").read_text() == ETC_HOSTS_BEFORE + (
         f"{bootstrap.BLOCK_BEGIN}\n{cluster.master_ip} dlcfn-master deeplearning-master\n"
         f"{ip1} dlcfn-worker-1 deeplearning-worker1\n{ip2} dlcfn-worker-2 deeplearning-worker2\n{bootstrap.BLOCK_END}\n"
@@ -194,6 +196,9 @@ def test_worker_without_member_list_fails(harness: Harness) -> None:
     assert not result.ok and f"no member list naming {w1} within 2 s" in result.reason
     [signal] = harness.receiver.signals
     assert signal.body["Status"] == "FAILURE" and signal.body["UniqueId"] == w1
+    # its framework was in place before discovery: it can run jobs (a worker added by a resize
+    # never gets a member list, the stack's WaitCondition being long done)
+    assert (harness.tmp / "worker-1/opt/dlcfn/node-state").read_text() == "ready\n"
 
 
 def test_waiting_worker_says_hello_again(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,6 +231,7 @@ def test_efs_mount_retries_with_backoff_then_fails(harness: Harness) -> None:
     assert not result.ok and "step efs mount" in result.reason
     assert f"mounting EFS {harness.cluster.file_system_id} at /efs failed 4 times" in result.reason and "Connection timed out" in result.reason
     assert harness.receiver.signals[0].body["Status"] == "FAILURE"
+    assert (harness.tmp / "master/opt/dlcfn/node-state").read_text() == f"failed: {result.reason}\n"
 
 
 def test_missing_credentials_time_out_with_a_reason(harness: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
