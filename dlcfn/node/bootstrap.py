@@ -432,8 +432,10 @@ def make_venv(node: Node, venv: Path, system_site: bool) -> None:
     except OSError:
         if not shutil.which("apt-get"):
             raise
-        # Ubuntu's python3 has no ensurepip until python3-venv is installed.
-        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "python3-venv"], cmd):
+        # Ubuntu's python3 has no ensurepip until python3-venv is installed. At first boot
+        # unattended-upgrades may hold dpkg's lock for minutes: wait for it rather than fail.
+        wait = ["-o", "DPkg::Lock::Timeout=600"]
+        for step in (["apt-get", *wait, "update", "-q"], ["apt-get", *wait, "install", "-y", "-q", "python3-venv"], cmd):
             node.seams.run(step, 600)
 
 

@@ -126,7 +126,7 @@ for c in {candidates}; do
 done
 if [ -z "$PY" ]; then
   # No Python with boto3: install it from the distribution, else from PyPI.
-  if command -v apt-get >/dev/null; then apt-get update -q && apt-get install -y -q python3-boto3
+  if command -v apt-get >/dev/null; then a="apt-get -q -o DPkg::Lock::Timeout=600"; $a update && $a install -y python3-boto3
   elif command -v dnf >/dev/null; then dnf install -y -q python3-boto3
   elif command -v yum >/dev/null; then yum install -y -q python3-boto3
   fi
