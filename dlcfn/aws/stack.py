@@ -9,9 +9,11 @@ quickly (a moto stack is complete as soon as create_stack returns).
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -39,6 +41,12 @@ USABLE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPL
 # dlcfn also uses the name as a directory name, which these rules already make safe.
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates must come from S3
+
+
+def template_bucket(account: str, region: str, name: str) -> str:
+    """The S3 bucket a too-large template of stack `name` is staged in: one name per account,
+    region and stack, so that `delete-stack`'s sweep finds one left by an interrupted call."""
+    return "dlcfn-template-" + hashlib.sha256(f"{account}:{region}:{name}".encode()).hexdigest()[:32]
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]  # the template creates scoped IAM roles
 
 
@@ -140,13 +148,40 @@ class Stacks:
             stacks = [s for page in self.cfn.get_paginator("describe_stacks").paginate() for s in page["Stacks"]]
         return [s for s in stacks if any(t["Key"] == CLUSTER_TAG for t in s.get("Tags", [])) and s["StackStatus"] != "DELETE_COMPLETE"]
 
+    @contextmanager
+    def template_source(self, name: str, body: str) -> Iterator[dict[str, str]]:
+        """The template argument of a CloudFormation call: TemplateBody when it fits the 51,200-byte
+        inline limit; else TemplateURL of a copy staged in this stack's own bucket
+        (template_bucket) for the duration of the block, then deleted with its bucket:
+        CloudFormation has read the template by then, and nothing is left behind."""
+        data = body.encode()
+        if len(data) <= TEMPLATE_BODY_LIMIT:
+            yield {"TemplateBody": body}
+            return
+        s3, region = self.session.client("s3"), self.session.region
+        with aws_errors(f"stage the {len(data)}-byte template of {name!r} in S3 (over the {TEMPLATE_BODY_LIMIT}-byte inline limit)"):
+            bucket = template_bucket(self.session.client("sts").get_caller_identity()["Account"], region, name)
+            where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            try:
+                s3.create_bucket(Bucket=bucket, **where)
+            except s3.exceptions.BucketAlreadyOwnedByYou:  # left by an interrupted call: reuse it
+                pass
+        try:
+            with aws_errors(f"stage the template of {name!r} in S3"):
+                s3.put_object(Bucket=bucket, Key="template.json", Body=data)
+            domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+            yield {"TemplateURL": f"https://{bucket}.s3.{region}.{domain}/template.json"}
+        finally:
+            try:
+                delete_template_bucket(s3, bucket)
+            except Exception:  # noqa: BLE001 - the call's own outcome matters more; delete-stack sweeps it
+                pass
+
     def create(self, name: str, template_body: str, parameters: dict[str, str], *, rollback: bool = True) -> str:
-        if len(template_body.encode()) > TEMPLATE_BODY_LIMIT:
-            raise DlcfnError(f"the rendered template is {len(template_body.encode())} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte inline limit")
-        with aws_errors(f"create stack {name!r}"):
+        with self.template_source(name, template_body) as template, aws_errors(f"create stack {name!r}"):
             resp = self.cfn.create_stack(
                 StackName=name,
-                TemplateBody=template_body,
+                **template,
                 Parameters=_parameters(parameters),
                 Capabilities=CAPABILITIES,
                 Tags=[{"Key": CLUSTER_TAG, "Value": name}],  # CloudFormation propagates stack tags to resources
@@ -195,9 +230,9 @@ class Stacks:
         stack = self.describe(name)
         old = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
         change_name = "dlcfn-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-        with aws_errors(f"plan update of {name!r}"):
+        with self.template_source(name, template_body) as template, aws_errors(f"plan update of {name!r}"):
             resp = self.cfn.create_change_set(
-                StackName=name, ChangeSetName=change_name, ChangeSetType="UPDATE", TemplateBody=template_body,
+                StackName=name, ChangeSetName=change_name, ChangeSetType="UPDATE", **template,
                 Parameters=_parameters(parameters), Capabilities=CAPABILITIES, Tags=[{"Key": CLUSTER_TAG, "Value": name}],
             )
             change_id = str(resp["Id"])
@@ -229,9 +264,9 @@ class Stacks:
 
     def update(self, name: str, template_body: str, parameters: dict[str, str]) -> str:
         """UpdateStack with every parameter value given (moto's path; AWS goes through a change set)."""
-        with aws_errors(f"update stack {name!r}"):
+        with self.template_source(name, template_body) as template, aws_errors(f"update stack {name!r}"):
             resp = self.cfn.update_stack(
-                StackName=name, TemplateBody=template_body, Parameters=_parameters(parameters),
+                StackName=name, **template, Parameters=_parameters(parameters),
                 Capabilities=CAPABILITIES, Tags=[{"Key": CLUSTER_TAG, "Value": name}],
             )
         return str(resp["StackId"])
@@ -296,3 +331,20 @@ def _timeout(name: str, op: Operation, status: str, tail: EventTail, timeout_s: 
         f"stack {name!r} {op.verb} timed out after {timeout_s:.0f} s in {status}; still in progress: {what}",
         hint=f"it keeps going in AWS: watch it with `dlcfn status {name}`, or remove it with `dlcfn delete-stack {name}`",
     )
+
+
+def delete_template_bucket(s3: Any, bucket: str) -> bool:
+    """Empty and delete a template staging bucket; False when there was none. Errors pass (a
+    bucket that stays is reported by the sweep of `delete-stack`, which calls this again)."""
+    import botocore.exceptions as bx
+
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        return True
+    except bx.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):
+            return False
+        raise

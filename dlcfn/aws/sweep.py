@@ -62,7 +62,23 @@ def sweep(session: AwsSession, name: str, *, purge_efs: bool, stack_resources: S
         for resource_id in sorted(tagged.get(kind, [])):
             results.append(_remove(kind, resource_id, _EC2_DELETERS[kind], ec2))
     results += _sweep_file_systems(session.client("efs"), name, purge_efs)
+    results.append(_sweep_template_bucket(session, name))
     return [r for r in results if r is not None]
+
+
+def _sweep_template_bucket(session: AwsSession, name: str) -> Leftover | None:
+    """The S3 bucket a too-large template is staged in while a call runs (Stacks.template_source):
+    normally gone at once; one left by an interrupted create or update goes now."""
+    import botocore.exceptions as bx
+
+    from dlcfn.aws.stack import delete_template_bucket, template_bucket
+
+    bucket = f"template bucket of {name}"
+    try:
+        bucket = template_bucket(session.client("sts").get_caller_identity()["Account"], session.region, name)
+        return Leftover("s3-bucket", bucket, Outcome.DELETED) if delete_template_bucket(session.client("s3"), bucket) else None
+    except bx.ClientError as e:
+        return Leftover("s3-bucket", bucket, Outcome.FAILED, error_code(e))
 
 
 def _tagged_ec2(ec2: Any, name: str) -> dict[str, set[str]]:
