@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,23 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
 
     request = UpdateRequest(name=name, options=changes, timeout_s=timeout * 60.0, confirm=confirm)
     with _progress(f"update-stack {name}", json_output) as progress:
+        started = time.monotonic()
         state = provider.update(request, progress)
+        if _installs_framework(state):  # added workers boot now: wait until they can run jobs
+            from dlcfn.launch.nodestate import wait_until_ready
+
+            progress.note("waiting for every node to report ready (added workers install their framework at boot)")
+            wait_until_ready(name, progress, timeout_s=max(timeout * 60.0 - (time.monotonic() - started), 60.0),
+                             refresh=lambda: provider.status(name), sleep=time.sleep, monotonic=time.monotonic)
+            state = provider.status(name)
     _print_state(state, json_output)
+
+
+def _installs_framework(state: Any) -> bool:
+    """An AWS cluster whose nodes pip-install their framework at boot (they then report ready)."""
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON
+
+    return bool(state.provider == "aws" and state.node_python == FRAMEWORK_PYTHON)
 
 
 @click.command("delete-stack")

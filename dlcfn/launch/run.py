@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shlex
 import signal
 import threading
 import time
@@ -36,6 +35,7 @@ from dlcfn.errors import DlcfnError, Interrupted
 from dlcfn.launch import mxnet
 from dlcfn.launch.history import JobRecord, JobState, JobStore, process_start_time
 from dlcfn.launch.layout import JobLayout, PrepareStep, parse_prepared
+from dlcfn.launch.nodestate import read_node_states
 from dlcfn.launch.plan import HostSlot, Plan, Process, make_plan
 from dlcfn.launch.results import Collected, collect, print_summary, process_rows, write_job_json
 from dlcfn.launch.watch import Event, EventKind, RankHandle, watch
@@ -136,23 +136,12 @@ class JobRun:
     # --- steps --------------------------------------------------------------------------------
 
     def _check_nodes_ready(self) -> None:
-        """Every host's node state file says "ready" (see SubmitOptions.node_state), or one error
+        """Every host's node state file says ready (see SubmitOptions.node_state), or one error
         names each node that is still booting or failed to, before anything is shipped."""
-        path = self.opts.node_state
-        if not path:
-            return
-        cmd = f'cat "${{DLCFN_NODE_ROOT:-}}"{shlex.quote(path)} 2>/dev/null || echo booting'
-        states = for_each(self.runners, lambda r: r.run(cmd, timeout=30).stdout.decode(errors="replace").strip())
-        booting = [r.name for r, s in zip(self.runners, states) if s != "ready" and not str(s).startswith("failed")]
-        failed = [f"{r.name} failed to boot ({str(s).removeprefix('failed: ')})" for r, s in zip(self.runners, states)
-                  if str(s).startswith("failed")]
-        if failed:
-            raise DlcfnError("; ".join(failed), hint=f"see /var/log/dlcfn-bootstrap.log there (`dlcfn ssh {self.opts.cluster} "
-                             "--node NAME`); replace the node, e.g. by resizing the cluster")
-        if booting:
-            raise DlcfnError(f"{', '.join(booting)} still booting: no {path} saying ready yet (installing the framework?); "
-                             "nothing was started", hint="submit again in a few minutes, or follow it with "
-                             f"`dlcfn ssh {self.opts.cluster} --node {booting[0]} -- tail -f /var/log/dlcfn-bootstrap.log`")
+        if self.opts.node_state:
+            error = read_node_states(self.runners, self.opts.node_state).error(self.opts.cluster)
+            if error is not None:
+                raise error
 
     def _bring_up(self) -> None:
         """Per host, as soon as it can: open its first rank's session, which prepares the host

@@ -105,3 +105,51 @@ def test_nodes_that_install_their_framework_must_say_ready(ssh_pool_factory, wri
     out = run_submit_cluster(job, "c1", "--job-id", "rd3")
     assert out.returncode == 0, out.stderr
     assert not job_pids("rd3")
+
+
+def test_wait_until_ready_follows_booting_nodes_to_ready_or_failed(ssh_pool_factory, dlcfn_home: Path,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What update-stack does after a resize: poll every node over SSH until each says ready;
+    a node that fails to boot ends the wait with its reason, the timeout with who is still booting."""
+    import io
+
+    from dlcfn.errors import DlcfnError
+    from dlcfn.inventory import load_state
+    from dlcfn.launch.nodestate import wait_until_ready
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
+    from dlcfn.progress import Look, Progress
+
+    monkeypatch.setenv("DLCFN_HOME", str(dlcfn_home))
+    pool = ssh_pool_factory(3)
+    write_state(pool, dlcfn_home)
+    path = dlcfn_home / "clusters" / "c1" / "state.json"
+    state = load_state(path, "c1")
+    state.node_python = FRAMEWORK_PYTHON
+    save_state(path, state)
+    files = [h.root / NODE_STATE_FILE.lstrip("/") for h in pool.hosts]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+    files[0].write_text("ready\n")
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the nodes boot while the waiter sleeps: one more per poll
+        sleeps.append(seconds)
+        now[0] += seconds
+        next(f for f in files if not f.exists()).write_text("ready\n")
+
+    stream = io.StringIO()
+    with Progress("t", Look.PLAIN, stream=stream) as progress:
+        wait_until_ready("c1", progress, timeout_s=600, refresh=lambda: None, sleep=sleep, monotonic=lambda: now[0], poll_s=15)
+    assert sleeps == [15, 15] and "every node is ready to run jobs" in stream.getvalue()
+
+    files[2].write_text("failed: step framework install: pip install mxnet failed 4 times\n")
+    with Progress("t", Look.PLAIN, stream=io.StringIO()) as progress, pytest.raises(DlcfnError) as failed:
+        wait_until_ready("c1", progress, timeout_s=600, refresh=lambda: None, sleep=sleep, monotonic=lambda: now[0])
+    assert failed.value.message == "worker-2 failed to boot (step framework install: pip install mxnet failed 4 times)"
+
+    files[2].unlink()
+    with Progress("t", Look.PLAIN, stream=io.StringIO()) as progress, pytest.raises(DlcfnError) as late:
+        wait_until_ready("c1", progress, timeout_s=30, refresh=lambda: None, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                         monotonic=lambda: now[0], poll_s=15)
+    assert late.value.message == "cluster c1: nodes not ready after 30 s (booting: worker-2)"

@@ -1,0 +1,99 @@
+"""Whether a cluster's nodes can run jobs: each node's bootstrap writes a node state file
+("ready" once its framework is installed, "failed: <reason>" when a step before that failed;
+absent while it boots). Read over SSH, on every node in parallel.
+
+`submit --cluster` reads it once before shipping anything (JobRun); `update-stack` waits on it
+after a resize, because workers that join a running cluster boot long after the stack's
+WaitCondition, and a resize that returns before they can run jobs only moves the wait to the
+first submit.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dlcfn.errors import DlcfnError
+from dlcfn.progress import Progress, Update
+from dlcfn.remote.runner import CommandRunner
+
+READY = "ready"
+BOOTSTRAP_LOG = "/var/log/dlcfn-bootstrap.log"
+
+
+@dataclass(frozen=True)
+class NodeStates:
+    path: str  # the file read
+    ready: list[str] = field(default_factory=list)
+    booting: list[str] = field(default_factory=list)  # no file yet
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (node, reason)
+
+    def error(self, cluster: str) -> DlcfnError | None:
+        """One error naming every node that cannot run jobs, failures first; None when all can."""
+        if self.failed:
+            what = "; ".join(f"{name} failed to boot ({reason})" for name, reason in self.failed)
+            return DlcfnError(what, hint=f"see {BOOTSTRAP_LOG} there (`dlcfn ssh {cluster} --node NAME`); "
+                              "replace the node, e.g. by resizing the cluster")
+        if self.booting:
+            return DlcfnError(f"{', '.join(self.booting)} still booting: no {self.path} saying ready yet (installing the "
+                              "framework?); nothing was started", hint="submit again in a few minutes, or follow it with "
+                              f"`dlcfn ssh {cluster} --node {self.booting[0]} -- tail -f {BOOTSTRAP_LOG}`")
+        return None
+
+
+def read_node_states(runners: Sequence[CommandRunner], path: str) -> NodeStates:
+    """Every runner's node state file, in parallel (under DLCFN_NODE_ROOT on local hosts)."""
+    from dlcfn.remote.fanout import for_each
+
+    cmd = f'cat "${{DLCFN_NODE_ROOT:-}}"{shlex.quote(path)} 2>/dev/null || echo booting'
+    texts = for_each(list(runners), lambda r: r.run(cmd, timeout=30).stdout.decode(errors="replace").strip())
+    states = NodeStates(path)
+    for runner, text in zip(runners, texts):
+        text = str(text)
+        if text == READY:
+            states.ready.append(runner.name)
+        elif text.startswith("failed"):
+            states.failed.append((runner.name, text.removeprefix("failed: ")))
+        else:
+            states.booting.append(runner.name)
+    return states
+
+
+def wait_until_ready(name: str, progress: Progress, *, timeout_s: float, refresh: Callable[[], object],
+                     sleep: Callable[[float], None], monotonic: Callable[[], float], poll_s: float = 15.0) -> None:
+    """Poll every node of cluster `name` until each says ready; raise at the first failed one or
+    at the timeout. `refresh()` re-reads the inventory first (new nodes, their host keys); a node
+    that cannot be reached yet (sshd not up, host key not in its console output yet) is booting."""
+    from dlcfn.launch.targets import from_cluster
+    from dlcfn.node.userdata import NODE_STATE_FILE
+    from dlcfn.remote.fanout import close_all, connect_all
+
+    deadline = monotonic() + timeout_s
+    while True:
+        refresh()
+        try:
+            targets = from_cluster(name)
+            runners = connect_all([h.target for h in targets.hosts])
+            try:
+                states = read_node_states(runners, targets.node_state or NODE_STATE_FILE)
+            finally:
+                close_all(runners)
+            waiting = f"booting: {', '.join(states.booting)}" if states.booting else ""
+        except DlcfnError as e:
+            states, waiting = None, f"not reachable yet ({e.message})"
+        if states is not None:
+            for node in states.ready:
+                progress.update(Update(node, "node", READY))
+            for node in states.booting:
+                progress.update(Update(node, "node", "booting"))
+            error = states.error(name)
+            if error is None:
+                progress.note(f"cluster {name}: every node is ready to run jobs")
+                return
+            if states.failed:
+                raise error
+        if monotonic() >= deadline:
+            raise DlcfnError(f"cluster {name}: nodes not ready after {timeout_s:.0f} s ({waiting})",
+                             hint=f"check again with `dlcfn status {name}`; `dlcfn submit` refuses nodes until they are ready")
+        sleep(min(poll_s, max(deadline - monotonic(), 0.0)))
