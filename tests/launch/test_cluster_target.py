@@ -13,14 +13,15 @@ from dlcfn.inventory import ClusterState, Node, save_state
 pytestmark = pytest.mark.slow
 
 
-def write_state(pool, home: Path, shared_dir: str = "") -> None:  # type: ignore[no-untyped-def]
+def write_state(pool, home: Path, shared_dir: str = "", node_python: str = "") -> None:  # type: ignore[no-untyped-def]
     master, *workers = pool.hosts
     nodes = [Node("master", "master", "i-0", state="running", private_ip=master.address, public_ip=master.address, ssh_port=master.port)]
     nodes += [Node("worker", f"worker-{i}", f"i-{i}", state="running", private_ip=h.address, ssh_port=h.port)
               for i, h in enumerate(workers, 1)]
     nodes.append(Node("worker", "worker-9", "i-9", state="terminated", private_ip="127.0.0.9", ssh_port=1))  # skipped
     state = ClusterState(name="c1", provider="local", region="us-east-1", stack_name="dlcfn-c1", ssh_user="root",
-                         ssh_key=str(pool.user_key), known_hosts=str(pool.known_hosts), shared_dir=shared_dir, nodes=nodes)
+                         ssh_key=str(pool.user_key), known_hosts=str(pool.known_hosts), shared_dir=shared_dir, nodes=nodes,
+                         node_python=node_python)
     save_state(home / "clusters" / "c1" / "state.json", state)
 
 
@@ -65,15 +66,10 @@ def test_nodes_that_install_their_framework_must_say_ready(ssh_pool_factory, wri
     """A cluster whose nodes pip-install their framework at boot: a worker still booting (no
     node state file yet, e.g. added by a resize) or one whose boot failed stops the submit with
     one message naming it, before anything is shipped or started; all ready, the job runs."""
-    from dlcfn.inventory import load_state
     from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
 
     pool = ssh_pool_factory(3)
-    write_state(pool, dlcfn_home)
-    path = dlcfn_home / "clusters" / "c1" / "state.json"
-    state = load_state(path, "c1")
-    state.node_python = FRAMEWORK_PYTHON
-    save_state(path, state)
+    write_state(pool, dlcfn_home, node_python=FRAMEWORK_PYTHON)
     job = write_job(num_workers=2, num_servers=1, timeout=60)  # names its python: the venv is not needed here
 
     def node_state(host, text: str | None) -> None:  # type: ignore[no-untyped-def]
@@ -114,18 +110,13 @@ def test_wait_until_ready_follows_booting_nodes_to_ready_or_failed(ssh_pool_fact
     import io
 
     from dlcfn.errors import DlcfnError
-    from dlcfn.inventory import load_state
     from dlcfn.launch.nodestate import wait_until_ready
     from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
     from dlcfn.progress import Look, Progress
 
     monkeypatch.setenv("DLCFN_HOME", str(dlcfn_home))
     pool = ssh_pool_factory(3)
-    write_state(pool, dlcfn_home)
-    path = dlcfn_home / "clusters" / "c1" / "state.json"
-    state = load_state(path, "c1")
-    state.node_python = FRAMEWORK_PYTHON
-    save_state(path, state)
+    write_state(pool, dlcfn_home, node_python=FRAMEWORK_PYTHON)
     files = [h.root / NODE_STATE_FILE.lstrip("/") for h in pool.hosts]
     for f in files:
         f.parent.mkdir(parents=True, exist_ok=True)
