@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dlcfn.errors import DlcfnError
 from dlcfn.progress import Progress, Update
@@ -69,6 +70,14 @@ def wait_until_ready(name: str, progress: Progress, *, timeout_s: float, refresh
     from dlcfn.node.userdata import NODE_STATE_FILE
     from dlcfn.remote.fanout import close_all, connect_all
 
+    from dlcfn.home import Home
+    from dlcfn.inventory import load_state
+
+    key = load_state(Home.from_env().state_file(name), name).ssh_key
+    if not key or not Path(key).is_file():  # waiting would not help: say so and leave it to submit's check
+        why = f"no SSH key at {key}" if key else "no SSH key recorded (create-stack --ssh-key)"
+        progress.note(f"cluster {name}: not waiting for the nodes to report ready: {why}; `dlcfn submit` checks them")
+        return
     deadline = monotonic() + timeout_s
     while True:
         refresh()

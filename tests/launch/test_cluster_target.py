@@ -144,3 +144,30 @@ def test_wait_until_ready_follows_booting_nodes_to_ready_or_failed(ssh_pool_fact
         wait_until_ready("c1", progress, timeout_s=30, refresh=lambda: None, sleep=lambda s: now.__setitem__(0, now[0] + s),
                          monotonic=lambda: now[0], poll_s=15)
     assert late.value.message == "cluster c1: nodes not ready after 30 s (booting: worker-2)"
+
+
+def test_wait_until_ready_without_a_key_file_says_so_and_returns(ssh_pool_factory, dlcfn_home: Path,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting could not help a cluster whose SSH key is not on this machine: a note, no wait."""
+    import io
+
+    from dlcfn.inventory import load_state
+    from dlcfn.launch.nodestate import wait_until_ready
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON
+    from dlcfn.progress import Look, Progress
+
+    monkeypatch.setenv("DLCFN_HOME", str(dlcfn_home))
+    pool = ssh_pool_factory(2)
+    write_state(pool, dlcfn_home, node_python=FRAMEWORK_PYTHON)
+    path = dlcfn_home / "clusters" / "c1" / "state.json"
+    state = load_state(path, "c1")
+    state.ssh_key = str(dlcfn_home / "gone.pem")
+    save_state(path, state)
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError("it waited")
+
+    stream = io.StringIO()
+    with Progress("t", Look.PLAIN, stream=stream) as progress:
+        wait_until_ready("c1", progress, timeout_s=600, refresh=lambda: None, sleep=no_sleep, monotonic=lambda: 0.0)
+    assert f"not waiting for the nodes to report ready: no SSH key at {dlcfn_home / 'gone.pem'}" in stream.getvalue()
