@@ -10,7 +10,7 @@ from troposphere import And, Condition, Equals, Not, Parameter, Ref, Template
 
 from dlcfn.blueprint import names
 from dlcfn.blueprint.target import Target
-from dlcfn.spec.cluster import (CIDR_PATTERN, DEFAULT_AMI_PARAMETER, DEFAULT_CPU_FRAMEWORK, DEFAULT_GPU_FRAMEWORK,
+from dlcfn.spec.cluster import (CIDR_PATTERN, DEFAULT_AMI_PARAMETER, FRAMEWORK_LISTS,
                                 EFS_PERFORMANCE_MODES, MASTER_TYPES, MAX_WORKERS, PACKAGES_PATTERN, WORKER_TYPES, ClusterSpec)
 
 # moto's SSM holds the Amazon Linux public parameters but not the Deep Learning AMI's (and
@@ -78,11 +78,10 @@ def add_parameters(t: Template, spec: ClusterSpec, target: Target = Target.AWS) 
                       Description=what))
     add(Parameter(names.P_WAIT_TIMEOUT, Type="Number", Default=str(spec.wait_timeout), MinValue=300, MaxValue=43200,
                   Description="Seconds to wait for the master's cluster-ready signal."))
-    for name, value, default, nodes in ((names.P_GPU_FRAMEWORK, spec.gpu_framework_packages, DEFAULT_GPU_FRAMEWORK, "GPU"),
-                                        (names.P_CPU_FRAMEWORK, spec.cpu_framework_packages, DEFAULT_CPU_FRAMEWORK, "CPU-only")):
-        add(Parameter(name, Type="String", Default=_framework(value, default, target), AllowedPattern=PACKAGES_PATTERN,
-                      ConstraintDescription="pip requirements, space-separated",
-                      Description=f"pip requirements {nodes} nodes install at boot; empty: none"))
+    for fl in FRAMEWORK_LISTS:
+        add(Parameter(fl.parameter, Type="String", Default=_framework(getattr(spec, fl.field), fl.default, target),
+                      AllowedPattern=PACKAGES_PATTERN, ConstraintDescription="pip requirements, space-separated",
+                      Description=f"pip requirements {fl.nodes} nodes install at boot; empty: none"))
 
 
 def add_rules(t: Template) -> None:

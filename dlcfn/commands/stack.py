@@ -220,6 +220,7 @@ def list_clusters(json_output: bool, local: bool, profile: str | None, region: s
 def update_stack(name: str, workers: str | None, min_workers: str | None, worker_type: str | None, ssh_cidr: str | None, yes: bool,
                  timeout: int, local: bool, json_output: bool, profile: str | None, region: str | None) -> None:
     """Resize or reconfigure cluster NAME: shows the change set, asks, applies, waits."""
+    from dlcfn.launch.nodestate import node_state_file, wait_until_ready
     from dlcfn.provider import UpdateRequest
 
     _check_name(name)
@@ -236,21 +237,12 @@ def update_stack(name: str, workers: str | None, min_workers: str | None, worker
     with _progress(f"update-stack {name}", json_output) as progress:
         started = time.monotonic()
         state = provider.update(request, progress)
-        if _installs_framework(state):  # added workers boot now: wait until they can run jobs
-            from dlcfn.launch.nodestate import wait_until_ready
-
+        if state.provider == "aws" and node_state_file(state):  # added workers boot now: wait until they can run jobs
             progress.note("waiting for every node to report ready (added workers install their framework at boot)")
             wait_until_ready(name, progress, timeout_s=max(timeout * 60.0 - (time.monotonic() - started), 60.0),
                              refresh=lambda: provider.status(name), sleep=time.sleep, monotonic=time.monotonic)
             state = provider.status(name)
     _print_state(state, json_output)
-
-
-def _installs_framework(state: Any) -> bool:
-    """An AWS cluster whose nodes pip-install their framework at boot (they then report ready)."""
-    from dlcfn.node.userdata import FRAMEWORK_PYTHON
-
-    return bool(state.provider == "aws" and state.node_python == FRAMEWORK_PYTHON)
 
 
 @click.command("delete-stack")

@@ -14,10 +14,14 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlcfn.errors import DlcfnError
 from dlcfn.progress import Progress, Update
 from dlcfn.remote.runner import CommandRunner
+
+if TYPE_CHECKING:
+    from dlcfn.inventory import ClusterState
 
 READY = "ready"
 BOOTSTRAP_LOG = "/var/log/dlcfn-bootstrap.log"
@@ -41,6 +45,15 @@ class NodeStates:
                               "framework?); nothing was started", hint="submit again in a few minutes, or follow it with "
                               f"`dlcfn ssh {cluster} --node {self.booting[0]} -- tail -f {BOOTSTRAP_LOG}`")
         return None
+
+
+def node_state_file(state: "ClusterState") -> str:
+    """The file a cluster's nodes report in ("" when they do not): nodes that install their
+    framework at boot (the bootstrap's venv); a worker added after the stack was created may still
+    be installing it."""
+    from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
+
+    return NODE_STATE_FILE if state.node_python == FRAMEWORK_PYTHON else ""
 
 
 def read_node_states(runners: Sequence[CommandRunner], path: str) -> NodeStates:

@@ -9,15 +9,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dlcfn.errors import UserInputError
 from dlcfn.launch.plan import HostSlot
 from dlcfn.remote.hosts import SshTarget, check_known_hosts, parse_hosts_file
 from dlcfn.remote.ssh import EarlySockets
-
-if TYPE_CHECKING:
-    from dlcfn.inventory import ClusterState
 
 
 @dataclass(frozen=True)
@@ -68,6 +64,7 @@ def from_cluster(name: str, early_connect: bool = False) -> Targets:
     private addresses (they have no public ones)."""
     from dlcfn.home import Home
     from dlcfn.inventory import load_state
+    from dlcfn.launch.nodestate import node_state_file
 
     state = load_state(Home.from_env().state_file(name), name)
     master = state.master
@@ -88,17 +85,9 @@ def from_cluster(name: str, early_connect: bool = False) -> Targets:
         _load_key(Path(state.ssh_key))
         check_known_hosts([s.target for s in slots])
         return Targets(slots, shared_dir=state.shared_dir, origin=f"cluster {name}", python=state.node_python,
-                       node_state=_node_state_file(state), cluster=name)
+                       node_state=node_state_file(state), cluster=name)
 
     return _with_early_sockets([jump], check, early_connect)  # the workers are reached through the jump host
-
-
-def _node_state_file(state: "ClusterState") -> str:
-    """Nodes that install their framework at boot (the bootstrap's venv) report in this file when
-    they can run jobs; a worker added after the stack was created may still be installing."""
-    from dlcfn.node.userdata import FRAMEWORK_PYTHON, NODE_STATE_FILE
-
-    return NODE_STATE_FILE if state.node_python == FRAMEWORK_PYTHON else ""
 
 
 def check_gpus(targets: Targets, gpus_per_worker: int, workers_per_host: dict[int, int]) -> None:

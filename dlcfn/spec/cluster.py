@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dlcfn.blueprint import names
 from dlcfn.errors import Finding, Level, UserInputError, raise_for_findings
@@ -51,6 +51,19 @@ DEFAULT_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-dr
 # numpy stays pinned: mxnet 1.9.1 breaks with numpy 1.24+.
 DEFAULT_GPU_FRAMEWORK = "mxnet-cu112==1.9.1 numpy==1.23.5"
 DEFAULT_CPU_FRAMEWORK = "mxnet==1.9.1 numpy==1.23.5"
+
+
+class FrameworkList(NamedTuple):
+    """One of the two framework lists: spec field, template parameter, default, which nodes."""
+
+    field: str
+    parameter: str
+    default: str
+    nodes: str
+
+
+FRAMEWORK_LISTS = (FrameworkList("gpu_framework_packages", names.P_GPU_FRAMEWORK, DEFAULT_GPU_FRAMEWORK, "GPU"),
+                   FrameworkList("cpu_framework_packages", names.P_CPU_FRAMEWORK, DEFAULT_CPU_FRAMEWORK, "CPU-only"))
 # Space-separated pip requirements, each starting with a letter or digit (so never a pip option),
 # without shell metacharacters: the text becomes a command line on every node. Also the
 # template parameters' AllowedPattern.
@@ -142,17 +155,16 @@ class ClusterSpec:
         given = {k: v for k, v in values.items() if v != ""}
         # Left to the template's default unless changed (the moto variant's installs nothing, for
         # the local cluster); here "" is a value: install nothing.
-        for name, value, default in ((names.P_GPU_FRAMEWORK, self.gpu_framework_packages, DEFAULT_GPU_FRAMEWORK),
-                                     (names.P_CPU_FRAMEWORK, self.cpu_framework_packages, DEFAULT_CPU_FRAMEWORK)):
-            if value != default:
-                given[name] = value
+        for fl in FRAMEWORK_LISTS:
+            if getattr(self, fl.field) != fl.default:
+                given[fl.parameter] = getattr(self, fl.field)
         return given
 
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ClusterSpec) if f.name != "tags")
 _INT_FIELDS = ("workers", "min_workers", "root_volume_gb", "wait_timeout")
 _BOOL_FIELDS = ("spot", "placement_group")
-_PACKAGE_FIELDS = ("gpu_framework_packages", "cpu_framework_packages")
+_PACKAGE_FIELDS = tuple(fl.field for fl in FRAMEWORK_LISTS)
 
 
 # -- rules -----------------------------------------------------------------------------------
@@ -246,9 +258,8 @@ def rule_framework_packages(spec: ClusterSpec) -> list[Finding]:
 def rule_local_installs_nothing(spec: ClusterSpec) -> list[Finding]:
     """Not in RULES: `create-stack --local` adds it. A local cluster's hosts run this machine's
     Python, which has MXNet; given lists would be ignored, so they are an error instead."""
-    return [f for path, default in (("gpu_framework_packages", DEFAULT_GPU_FRAMEWORK), ("cpu_framework_packages", DEFAULT_CPU_FRAMEWORK))
-            if getattr(spec, path) != default
-            for f in _f(path, "a local cluster's hosts run this machine's Python with MXNet and install nothing; drop it for --local")]
+    return [f for fl in FRAMEWORK_LISTS if getattr(spec, fl.field) != fl.default
+            for f in _f(fl.field, "a local cluster's hosts run this machine's Python with MXNet and install nothing; drop it for --local")]
 
 
 def rule_key_name_required(spec: ClusterSpec) -> list[Finding]:
